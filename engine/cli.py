@@ -1,0 +1,54 @@
+"""`recast-engine`: one entry point, one module per subcommand.
+
+Each command module exposes `add_arguments(parser)` and `run(args) -> int`, and imports torch only
+inside `run`, so `recast-engine --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from engine.errors import RecastError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "edit": ("engine.edit_command", "edit a clip: replace the object with the one in a target image"),
+    "demo": ("engine.shapes.demo", "render a shapes-world clip and edit it with the shipped model"),
+    "train": ("engine.shapes.train", "train the shapes model from scratch (seeded, resumable)"),
+    "bench": ("engine.bench", "benchmarks: `bench quality`, `bench perf`"),
+    "serve": ("engine.daemon.server", "run the local gRPC daemon"),
+    "tiny-model": ("engine.model_factory", "write a tiny random SD-unCLIP model (tests, development)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recast-engine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # not built yet in this checkout
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except RecastError as exc:
+        print(f"recast-engine {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"recast-engine {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The shapes world: the procedural world Recast's shipped model is trained and benchmarked on."""
