@@ -257,7 +257,7 @@ class FrameImage(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
 class EditSettings(_message.Message):
-    __slots__ = ("steps", "seed", "guidance_scale", "mask_threshold", "mask_method", "mask_dilate", "feather", "tune_steps", "tune_learning_rate", "noise_level", "window", "window_overlap", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "latent_correction", "feature_block", "anchor_first_frame", "refine_edges", "max_working_size", "preview_every", "extra")
+    __slots__ = ("steps", "seed", "guidance_scale", "noise_level", "tune_steps", "tune_lr", "inversion_refine", "mask_threshold", "mask_method", "mask_dilate", "mask_refine", "mask_text_only", "feather", "latent_correction", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "correction_block", "temporal", "anchor_first_frame", "window", "overlap", "preview_every", "cache", "extra")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -268,48 +268,54 @@ class EditSettings(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    NOISE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TUNE_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TUNE_LR_FIELD_NUMBER: _ClassVar[int]
+    INVERSION_REFINE_FIELD_NUMBER: _ClassVar[int]
     MASK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MASK_METHOD_FIELD_NUMBER: _ClassVar[int]
     MASK_DILATE_FIELD_NUMBER: _ClassVar[int]
+    MASK_REFINE_FIELD_NUMBER: _ClassVar[int]
+    MASK_TEXT_ONLY_FIELD_NUMBER: _ClassVar[int]
     FEATHER_FIELD_NUMBER: _ClassVar[int]
-    TUNE_STEPS_FIELD_NUMBER: _ClassVar[int]
-    TUNE_LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
-    NOISE_LEVEL_FIELD_NUMBER: _ClassVar[int]
-    WINDOW_FIELD_NUMBER: _ClassVar[int]
-    WINDOW_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CORRECTION_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_WEIGHT_PREV_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_WEIGHT_SELF_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_WEIGHT_NEXT_FIELD_NUMBER: _ClassVar[int]
-    LATENT_CORRECTION_FIELD_NUMBER: _ClassVar[int]
-    FEATURE_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_FIELD_NUMBER: _ClassVar[int]
     ANCHOR_FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
-    REFINE_EDGES_FIELD_NUMBER: _ClassVar[int]
-    MAX_WORKING_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     steps: int
     seed: int
     guidance_scale: float
+    noise_level: int
+    tune_steps: int
+    tune_lr: float
+    inversion_refine: int
     mask_threshold: float
     mask_method: MaskMethod
-    mask_dilate: int
+    mask_dilate: float
+    mask_refine: bool
+    mask_text_only: bool
     feather: float
-    tune_steps: int
-    tune_learning_rate: float
-    noise_level: int
-    window: int
-    window_overlap: int
+    latent_correction: bool
     correction_weight_prev: float
     correction_weight_self: float
     correction_weight_next: float
-    latent_correction: bool
-    feature_block: int
+    correction_block: int
+    temporal: bool
     anchor_first_frame: bool
-    refine_edges: bool
-    max_working_size: int
+    window: int
+    overlap: int
     preview_every: int
+    cache: bool
     extra: _containers.ScalarMap[str, str]
-    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[int] = ..., feather: _Optional[float] = ..., tune_steps: _Optional[int] = ..., tune_learning_rate: _Optional[float] = ..., noise_level: _Optional[int] = ..., window: _Optional[int] = ..., window_overlap: _Optional[int] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., feature_block: _Optional[int] = ..., anchor_first_frame: _Optional[bool] = ..., refine_edges: _Optional[bool] = ..., max_working_size: _Optional[int] = ..., preview_every: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., noise_level: _Optional[int] = ..., tune_steps: _Optional[int] = ..., tune_lr: _Optional[float] = ..., inversion_refine: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[float] = ..., mask_refine: _Optional[bool] = ..., mask_text_only: _Optional[bool] = ..., feather: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., correction_block: _Optional[int] = ..., temporal: _Optional[bool] = ..., anchor_first_frame: _Optional[bool] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., preview_every: _Optional[int] = ..., cache: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateMaskJobRequest(_message.Message):
     __slots__ = ("clip_id", "source_prompt", "target_prompt", "target_asset_id", "settings")
