@@ -38,6 +38,8 @@ class ModelSpec:
     vision_image_size: int = 32
     projection_dim: int = 16
     prediction_type: str = "v_prediction"
+    # SD sets this so latents have about unit variance; the inversion bound depends on it.
+    vae_scaling_factor: float = 1.0
 
 
 TINY = ModelSpec()
@@ -73,6 +75,7 @@ def build_components(spec: ModelSpec = TINY, seed: int = 0, tokenizer_dir: Path 
         norm_num_groups=spec.norm_groups,
         sample_size=spec.image_size,
         layers_per_block=1,
+        scaling_factor=spec.vae_scaling_factor,
     )
     vae_scale = 2 ** (len(spec.vae_channels) - 1)
     unet = UNet2DConditionModel(

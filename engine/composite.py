@@ -1,0 +1,69 @@
+"""VAE encode/decode at the working size and compositing at the full source size (DESIGN §2 stage 6).
+
+Compositing is integer arithmetic on 8-bit masks, so where the mask is 0 the output is the source
+pixel byte for byte.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def working_size(height: int, width: int, native: int, multiple: int) -> tuple[int, int]:
+    """Keep the aspect ratio, fit the long side within the model's native size, snap to `multiple`."""
+    scale = min(1.0, native / max(height, width))
+
+    def snap(v: float) -> int:
+        return max(multiple, int(round(v * scale / multiple)) * multiple)
+
+    return snap(height), snap(width)
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    interp = cv2.INTER_AREA if h * w < frames.shape[1] * frames.shape[2] else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
+
+
+@torch.no_grad()
+def encode_frames(vae: torch.nn.Module, frames: np.ndarray, device, dtype, chunk: int = 8) -> torch.Tensor:
+    """RGB uint8 (frames, h, w, 3) → scaled latent means (frames, c, h/s, w/s)."""
+    out = []
+    for i in range(0, len(frames), chunk):
+        x = torch.from_numpy(frames[i : i + chunk]).permute(0, 3, 1, 2).to(device=device, dtype=dtype)
+        out.append(vae.encode(x / 127.5 - 1).latent_dist.mean * vae.config.scaling_factor)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk: int = 8) -> np.ndarray:
+    """Latents → float RGB in [0, 1], (frames, h, w, 3)."""
+    out = []
+    for i in range(0, len(latents), chunk):
+        x = vae.decode(latents[i : i + chunk] / vae.config.scaling_factor).sample
+        out.append(((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def compositing_mask(mask: np.ndarray, feather: float) -> np.ndarray:
+    """Binary region mask (H, W) → 8-bit weight of the generated pixels, feathered by `feather` × short side."""
+    if feather <= 0:
+        return np.where(mask > 0, 255, 0).astype(np.uint8)
+    radius = max(1, round(feather * min(mask.shape)))
+    soft = cv2.GaussianBlur((mask > 0).astype(np.float32), (2 * radius + 1, 2 * radius + 1), radius / 2)
+    out = np.round(soft * 255).astype(np.uint8)
+    out[mask > 0] = np.maximum(out[mask > 0], 128)  # the region itself stays mostly generated
+    return out
+
+
+def composite(source: np.ndarray, generated: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """source uint8 (H, W, 3); generated float [0, 1] at any size; weight uint8 (H, W). Returns uint8."""
+    H, W = source.shape[:2]
+    gen = cv2.resize(generated.astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
+    gen8 = np.clip(np.round(gen * 255), 0, 255).astype(np.uint16)
+    m = weight.astype(np.uint16)[..., None]
+    out = ((gen8 * m + source.astype(np.uint16) * (255 - m) + 127) // 255).astype(np.uint8)
+    out[weight == 0] = source[weight == 0]
+    return out

@@ -1,0 +1,106 @@
+"""Target-aware masks from source/target noise differences (DESIGN §2 stage 4; claims 6–8).
+
+From z_T, a source branch and a target branch are sampled side by side with deterministic DDIM; where
+their ε disagree is where the edit must happen, both on the source object and where the target's
+different shape will stand.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+from engine.conditioning import Conditioning
+from engine.ddim import Ladder, ddim_step, predict_eps
+from engine.progress import Reporter
+
+
+@torch.no_grad()
+def noise_difference(unet: torch.nn.Module, z_T: torch.Tensor, source: Conditioning, target: Conditioning,
+                     ladder: Ladder, prediction_type: str, reporter: Reporter | None = None) -> torch.Tensor:
+    """Mean over timesteps and channels of |ε_src − ε_trg|: (frames, h, w) at latent resolution."""
+    reporter = reporter or Reporter()
+    frames = z_T.shape[0]
+    both = source.cat(target)
+    z = torch.cat([z_T, z_T])  # (2 * frames, c, h, w): source branch, then target branch
+    total = torch.zeros(frames, *z_T.shape[2:], device=z_T.device, dtype=torch.float32)
+    for k, t in enumerate(ladder.timesteps):
+        eps = predict_eps(unet, z, t, both.text, both.class_labels, ladder.levels[k], prediction_type, frames)
+        total += (eps[:frames] - eps[frames:]).abs().float().mean(dim=1)
+        z = ddim_step(z, eps, ladder.levels[k], ladder.levels[k + 1])
+        reporter.step("masks", k + 1, len(ladder))
+    return total / len(ladder)
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold for values in [0, 1]."""
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
+    between = (mu[-1] * omega - mu) ** 2 / np.clip(omega * (1 - omega), 1e-12, None)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _disk(radius: int) -> np.ndarray:
+    r = max(1, int(radius))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def grabcut_refine(frame: np.ndarray, mask: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Tighten a binary mask's edges on the source frame; seeded by the mask, never growing past it."""
+    if mask.sum() == 0 or mask.all():
+        return mask
+    h, w = mask.shape
+    gc = np.full((h, w), cv2.GC_BGD, np.uint8)
+    gc[mask > 0] = cv2.GC_PR_FGD
+    core = cv2.erode(mask.astype(np.uint8), _disk(max(1, min(h, w) // 32)))
+    gc[core > 0] = cv2.GC_PR_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return mask
+    return ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & (mask > 0)
+
+
+def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: float | str = 0.35,
+                          dilate: float = 0.02, frames: np.ndarray | None = None,
+                          refine: bool = False) -> np.ndarray:
+    """(frames, h, w) float difference → (frames, H, W) uint8 masks 0/255 at frame size.
+
+    Normalised per clip, upsampled, binarised (a fraction of the clip max, or 'otsu'), holes filled,
+    opened and closed, dilated by `dilate` × the shorter side. With `refine`, the part the source frame's
+    GrabCut keeps is unioned with the eroded diffusion mask, so the target-aware region outside the
+    source object (where the new shape will stand) survives refinement.
+    """
+    H, W = size
+    peak = float(diff.max())
+    norm = diff / peak if peak > 0 else np.zeros_like(diff)
+    cut = otsu_threshold(norm) if threshold == "otsu" else float(threshold)
+    out = np.zeros((len(diff), H, W), np.uint8)
+    if peak <= 1e-6:  # identical conditioning: nothing to edit
+        return out
+    short = min(H, W)
+    for i, m in enumerate(norm):
+        up = cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        binary = ndimage.binary_fill_holes(up > cut)
+        binary = cv2.morphologyEx(binary.astype(np.uint8), cv2.MORPH_OPEN, _disk(short // 64))
+        binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, _disk(short // 32))
+        if refine and frames is not None:
+            kept = grabcut_refine(frames[i], binary)
+            binary = (kept | (cv2.erode(binary, _disk(short // 24)) > 0)).astype(np.uint8)
+        if dilate > 0:
+            binary = cv2.dilate(binary, _disk(round(dilate * short)))
+        out[i] = binary * 255
+    return out
+
+
+def latent_masks(masks: np.ndarray, latent_size: tuple[int, int], device, dtype) -> torch.Tensor:
+    """(frames, H, W) uint8 → (frames, 1, h, w) {0, 1}: any covered pixel marks its latent cell."""
+    h, w = latent_size
+    small = np.stack([cv2.resize((m > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+                      for m in masks])
+    return torch.from_numpy((small > 0).astype(np.float32))[:, None].to(device=device, dtype=dtype)

@@ -1,0 +1,289 @@
+"""RecastPipeline: the stages of DESIGN §2 as separately callable steps over one loaded model.
+
+    pipe = RecastPipeline.from_pretrained("shapes")
+    masks = pipe.compute_masks(frames, target, "a red circle ...", "a blue star ...", settings)
+    result = pipe.render(frames, target, "a red circle ...", "a blue star ...", settings, masks=masks)
+
+Frames are RGB uint8 (frames, H, W, 3) at the source size. Every stage reports through one
+`progress(stage, step, total)` callback and checks one `cancel` flag (anything with `is_set()`)
+between steps. Tuned weights and inversions are cached by content and settings, in memory for the
+clip at hand and on disk across runs, so masks then render never tune or invert twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import composite as comp
+from engine.cache import TensorCache, content_key
+from engine.conditioning import (
+    branch,
+    encode_images,
+    encode_text,
+    image_class_labels,
+    unconditional,
+)
+from engine.ddim import make_ladder
+from engine.errors import InputError
+from engine.generation import generate
+from engine.inflate import inflate_unet, load_trainable_state, trainable_state
+from engine.inversion import invert
+from engine.masks import latent_masks, masks_from_difference, noise_difference
+from engine.model_loading import LoadedModel, load_model
+from engine.progress import CancelFlag, ProgressFn, Reporter
+from engine.settings import EditSettings, Limits
+from engine.tuning import tune
+from engine.windows import blend_weights, plan_windows
+
+PreviewFn = Callable[[int, np.ndarray], None]  # (frame index in the clip, RGB uint8 at source size)
+FrameFn = Callable[[int, np.ndarray, np.ndarray], None]  # (frame index, RGB uint8, mask uint8)
+
+
+@dataclass
+class RenderResult:
+    frames: np.ndarray  # (frames, H, W, 3) uint8, edited
+    masks: np.ndarray  # (frames, H, W) uint8 compositing weights (255 = generated)
+    region_masks: np.ndarray  # (frames, H, W) uint8 0/255: the masks the render used
+    timings: dict[str, float] = field(default_factory=dict)
+    tune_losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ClipState:
+    """Intermediates of one clip under one set of settings (the in-memory cache)."""
+
+    key: str
+    source: np.ndarray  # (frames, H, W, 3) uint8 at source size
+    working: np.ndarray  # (frames, h, w, 3) uint8 at working size
+    latents: torch.Tensor  # (frames, c, h/s, w/s)
+    source_text: torch.Tensor  # (1, tokens, dim)
+    frame_labels: torch.Tensor  # (frames, 2 * projection_dim) per-frame source image class vectors
+    tune_key: str = ""
+    tune_losses: list[float] = field(default_factory=list)
+    trajectories: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+
+class RecastPipeline:
+    def __init__(self, model: LoadedModel, cache: TensorCache | None = None, limits: Limits | None = None):
+        self.model = model
+        self.cache = cache if cache is not None else TensorCache()
+        self.limits = limits or Limits()
+        self.context = inflate_unet(model.unet)
+        self._fresh = trainable_state(model.unet)  # untrained T-Attn, original Q projections
+        self._loaded_tune_key = ""
+        self._state: ClipState | None = None
+        self.timings: dict[str, float] = {}
+        weights = sorted((model.folder / "unet").glob("*.safetensors"))
+        stat = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
+        self.model_id = content_key(str(model.folder.resolve()), stat, str(model.dtype))
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path | None = None, device: str | None = None,
+                        cache_dir: str | Path | None = None, limits: Limits | None = None) -> RecastPipeline:
+        return cls(load_model(model, device=device), TensorCache(cache_dir) if cache_dir else None, limits)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def _validate(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+                  settings: EditSettings) -> None:
+        settings.validate()
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise InputError("frames", "must be RGB uint8 shaped (frames, height, width, 3)")
+        if len(frames) == 0:
+            raise InputError("frames", "the clip is empty")
+        self.limits.check_clip(*frames.shape[:3])
+        if (not isinstance(target_image, np.ndarray) or target_image.dtype != np.uint8 or target_image.ndim != 3
+                or target_image.shape[-1] != 3 or min(target_image.shape[:2]) < 1):
+            raise InputError("target_image", "must be an RGB uint8 image shaped (height, width, 3)")
+        self.limits.check_prompt("source_prompt", source_prompt)
+        self.limits.check_prompt("target_prompt", target_prompt)
+        if settings.correction_block >= len(self.model.unet.up_blocks):
+            raise InputError("correction_block", f"must be below {len(self.model.unet.up_blocks)} for this model")
+
+    # ---- stages --------------------------------------------------------------------------------
+
+    def prepare(self, frames: np.ndarray, source_prompt: str, settings: EditSettings,
+                reporter: Reporter) -> ClipState:
+        """Resize to the working size, VAE-encode, and encode the source conditioning."""
+        m = self.model
+        h, w = comp.working_size(*frames.shape[1:3], m.native_size, m.downsample)
+        key = content_key(self.model_id, frames.shape, frames, source_prompt, settings.noise_level, settings.seed)
+        if self._state is not None and self._state.key == key:
+            return self._state
+        with self._timed("encode"):
+            working = comp.resize_frames(frames, (h, w))
+            latents = comp.encode_frames(m.vae, working, m.device, m.dtype)
+            reporter.step("encode", 1, 2)
+            gen = torch.Generator().manual_seed(settings.seed)
+            labels = image_class_labels(m, encode_images(m, working), settings.noise_level, gen)
+            text = encode_text(m, source_prompt)
+            reporter.step("encode", 2, 2)
+        self._state = ClipState(key, frames, working, latents, text, labels)
+        return self._state
+
+    def target_conditioning(self, target_image: np.ndarray, target_prompt: str, settings: EditSettings,
+                            use_image: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text (1, tokens, dim), class vector (1, dim)); without the image the class vector is zero."""
+        m = self.model
+        text = encode_text(m, target_prompt)
+        if not use_image:
+            dim = m.unet.config.projection_class_embeddings_input_dim
+            return text, torch.zeros(1, dim, device=m.device, dtype=m.dtype)
+        gen = torch.Generator().manual_seed(settings.seed)
+        return text, image_class_labels(m, encode_images(m, [target_image]), settings.noise_level, gen)
+
+    def tune(self, state: ClipState, settings: EditSettings, reporter: Reporter) -> None:
+        """One-shot tune (or load cached tuned weights); the per-frame ablation uses the fresh weights."""
+        self.context.anchor_first = settings.anchor_first_frame
+        self.context.per_frame = not settings.temporal
+        steps = settings.tune_steps if settings.temporal else 0
+        key = content_key(state.key, steps, settings.tune_lr, settings.window, settings.anchor_first_frame)
+        state.tune_key = key
+        if self._loaded_tune_key == key:
+            return
+        load_trainable_state(self.model.unet, self._fresh)
+        self._loaded_tune_key = ""
+        if steps > 0:
+            cached = self.cache.get("tuned", key) if settings.cache else None
+            with self._timed("tune"):
+                if cached is not None:
+                    load_trainable_state(self.model.unet, {k: v.to(self.model.device) for k, v in cached.items()})
+                    reporter.step("tune", steps, steps)
+                else:
+                    state_dict, losses = tune(self.model.unet, state.latents, state.source_text, state.frame_labels,
+                                              self.model.scheduler_config, steps, settings.tune_lr,
+                                              settings.window, settings.seed, reporter)
+                    state.tune_losses = losses
+                    if settings.cache:
+                        self.cache.put("tuned", key, state_dict)
+        self._loaded_tune_key = key
+
+    def invert(self, state: ClipState, settings: EditSettings, window: tuple[int, int],
+               reporter: Reporter) -> list[torch.Tensor]:
+        """DDIM-invert one window of the clip; the trajectory is cached in memory and on disk."""
+        key = content_key(state.tune_key, settings.steps, settings.inversion_refine, window)
+        if key in state.trajectories:
+            return state.trajectories[key]
+        cached = self.cache.get("inversion", key) if settings.cache else None
+        with self._timed("invert"):
+            if cached is not None:
+                traj = [cached[str(i)].to(self.model.device, self.model.dtype) for i in range(len(cached))]
+                reporter.step("invert", settings.steps, settings.steps)
+            else:
+                s, e = window
+                cond = branch(state.source_text, state.frame_labels[s:e], e - s)
+                ladder = make_ladder(self.model.scheduler_config, settings.steps)
+                traj = invert(self.model.unet, state.latents[s:e], cond, ladder, self.model.prediction_type,
+                              reporter, refine=settings.inversion_refine)
+                if settings.cache:
+                    self.cache.put("inversion", key, {str(i): t for i, t in enumerate(traj)})
+        state.trajectories[key] = traj
+        return traj
+
+    def _start(self, frames, target_image, source_prompt, target_prompt, settings, progress, cancel):
+        settings = settings or EditSettings()
+        self._validate(frames, target_image, source_prompt, target_prompt, settings)
+        reporter = Reporter(progress, cancel)
+        reporter.check()
+        state = self.prepare(frames, source_prompt, settings, reporter)
+        self.tune(state, settings, reporter)
+        return settings, reporter, state
+
+    def compute_masks(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+                      settings: EditSettings | None = None, progress: ProgressFn | None = None,
+                      cancel: CancelFlag | None = None) -> np.ndarray:
+        """Target-aware masks, (frames, H, W) uint8 0/255 at the source size (version 1 of a clip's masks)."""
+        settings, reporter, state = self._start(frames, target_image, source_prompt, target_prompt, settings,
+                                                progress, cancel)
+        return self._masks(state, target_image, target_prompt, settings, reporter)
+
+    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter) -> np.ndarray:
+        m = self.model
+        n = len(state.source)
+        text_t, label_t = self.target_conditioning(target_image, target_prompt, settings,
+                                                   use_image=not settings.mask_text_only)
+        ladder = make_ladder(m.scheduler_config, settings.steps)
+        windows = plan_windows(n, settings.window, settings.overlap)
+        diff = np.zeros((n, *state.latents.shape[2:]), np.float32)
+        for (s, e), weight in zip(windows, blend_weights(windows, n)):
+            traj = self.invert(state, settings, (s, e), reporter)
+            with self._timed("masks"):
+                src = branch(state.source_text, state.frame_labels[s:e], e - s)
+                trg = branch(text_t, label_t, e - s)
+                d = noise_difference(m.unet, traj[0], src, trg, ladder, m.prediction_type, reporter)
+                diff[s:e] += d.cpu().numpy() * weight[:, None, None].astype(np.float32)
+        with self._timed("masks"):
+            return masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
+                                         settings.mask_dilate, state.source, settings.mask_refine)
+
+    def render(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+               settings: EditSettings | None = None, masks: np.ndarray | None = None,
+               progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+               on_preview: PreviewFn | None = None, on_frame: FrameFn | None = None) -> RenderResult:
+        """Generate and composite every frame. `masks` (frames, H, W) uint8, e.g. painted corrections;
+        computed when omitted."""
+        self.timings = {}
+        settings, reporter, state = self._start(frames, target_image, source_prompt, target_prompt, settings,
+                                                progress, cancel)
+        n, H, W = frames.shape[:3]
+        if masks is None:
+            masks = self._masks(state, target_image, target_prompt, settings, reporter)
+        elif masks.shape != (n, H, W):
+            raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
+        m = self.model
+        text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
+        uncond_all = unconditional(m, 1)
+        ladder = make_ladder(m.scheduler_config, settings.steps)
+        weights_c = settings.correction_weights if settings.latent_correction and settings.temporal else None
+        comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
+        windows = plan_windows(n, settings.window, settings.overlap)
+        acc = np.zeros((n, *state.working.shape[1:3], 3), np.float32)  # blended generated frames
+        out = np.empty_like(frames)
+        done = 0
+        for wi, ((s, e), weight) in enumerate(zip(windows, blend_weights(windows, n))):
+            traj = self.invert(state, settings, (s, e), reporter)
+            lmask = latent_masks(masks[s:e], state.latents.shape[2:], m.device, m.dtype)
+            preview = None
+            if on_preview is not None:
+                def preview(step: int, x0: torch.Tensor, s: int = s) -> None:
+                    with self._timed("preview"):
+                        dec = comp.decode_latents(m.vae, x0)
+                        for i, img in enumerate(dec):
+                            on_preview(s + i, comp.composite(frames[s + i], img, comp_masks[s + i]))
+            with self._timed("generate"):
+                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), branch(
+                    uncond_all.text, uncond_all.class_labels, e - s), lmask, ladder, m.prediction_type,
+                    settings.guidance_scale, weights_c, settings.correction_block, reporter, preview,
+                    settings.preview_every)
+            with self._timed("decode"):
+                acc[s:e] += comp.decode_latents(m.vae, z0) * weight[:, None, None, None].astype(np.float32)
+                final = e if wi == len(windows) - 1 else windows[wi + 1][0]
+                for i in range(done, final):
+                    out[i] = comp.composite(frames[i], acc[i], comp_masks[i])
+                    if on_frame is not None:
+                        on_frame(i, out[i], comp_masks[i])
+                    reporter.step("composite", i + 1, n)
+                done = final
+        return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
+
+    def edit(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+             settings: EditSettings | None = None, progress: ProgressFn | None = None,
+             cancel: CancelFlag | None = None, on_frame: FrameFn | None = None) -> RenderResult:
+        """Masks then render in one call (the CLI's path)."""
+        return self.render(frames, target_image, source_prompt, target_prompt, settings, None, progress, cancel,
+                           None, on_frame)

@@ -1,0 +1,103 @@
+"""Video and image I/O through OpenCV. Frames are RGB uint8 arrays shaped (frames, h, w, 3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.errors import InputError
+
+
+def probe_video(path: str | os.PathLike) -> tuple[int, float, int, int]:
+    """(frame count, fps, height, width) without decoding the clip; refuses unreadable files."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("source", f"{p} does not exist or is not a file")
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise InputError("source", f"{p} is not a readable video")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 24.0
+        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    finally:
+        cap.release()
+    if count <= 0 or h <= 0 or w <= 0:
+        raise InputError("source", f"{p} holds no video frames")
+    return count, fps, h, w
+
+
+def check_range(start: int, end: int | None, count: int) -> tuple[int, int]:
+    """Validate a frame range [start, end) against a clip of `count` frames."""
+    end = count if end is None else end
+    if start < 0 or end <= start:
+        raise InputError("range", f"{start}:{end} is empty or negative; give START:END with 0 <= START < END")
+    if end > count:
+        raise InputError("range", f"{start}:{end} is outside the clip, which has {count} frames (0:{count})")
+    return start, end
+
+
+def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode frames [start, end) as RGB; the clip's fps is returned so outputs keep it."""
+    count, fps, _, _ = probe_video(path)
+    start, end = check_range(start, end, count)
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        for i in range(end):
+            if i < start:
+                if not cap.grab():
+                    break
+                continue
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if len(frames) != end - start:
+        if not frames:
+            raise InputError("source", f"{path} could not be decoded (no frame in {start}:{end})")
+        raise InputError("range", f"{start}:{end} is outside the decodable clip ({start + len(frames)} frames)")
+    return np.stack(frames), fps
+
+
+def read_image(path: str | os.PathLike, field: str = "target_image") -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(field, f"{p} does not exist or is not a file")
+    data = np.fromfile(str(p), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(field, f"{p} is not an image OpenCV can read (use PNG or JPEG)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_image_bytes(data: bytes, field: str = "target_image") -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if img is None:
+        raise InputError(field, "is not an image OpenCV can read (use PNG or JPEG)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write RGB (h, w, 3) or gray (h, w) uint8 as PNG."""
+    arr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    if not cv2.imwrite(str(path), arr):
+        raise OSError(f"could not write {path}")
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "mp4v") -> None:
+    """Write RGB frames; mp4v for .mp4 (H.264 writing is not available in OpenCV wheels)."""
+    n, h, w = frames.shape[:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), float(fps), (w, h))
+    if not writer.isOpened():
+        raise OSError(f"could not open a {codec} video writer for {path}")
+    try:
+        for f in frames:
+            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR) if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    finally:
+        writer.release()
