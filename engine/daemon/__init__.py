@@ -1,0 +1,1 @@
+"""The local engine daemon (`recast-engine serve`): gRPC service, jobs, storage, security."""

@@ -1,0 +1,82 @@
+"""Per-job event log: gap-free sequence numbers, stored in SQLite, followed live by Watch streams.
+
+Why persist every event: a client that drops off mid-render (laptop lid, studio restart) must be
+able to re-attach with `from_seq` and get exactly the events it missed, even after a daemon restart.
+Result-frame events are stored without their pictures (those live once, as blobs in `job_results`)
+and are filled in when streamed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+
+from engine.daemon.storage import Storage, now_ms
+from protos.recast.v1 import engine_pb2 as pb
+
+TERMINAL_EVENTS = frozenset({"finished", "failed", "cancelled", "interrupted"})
+
+
+class EventLog:
+    """Appends and reads job events; `wait` blocks until a job has an event after a given seq."""
+
+    def __init__(self, storage: Storage):
+        self._db = storage.db
+        self._cond = threading.Condition()
+        self._last: dict[str, int] = {}
+        self._closed = False
+
+    def append(
+        self,
+        job_id: str,
+        field: str,
+        message,  # noqa: ANN001 - one of the JobEvent oneof message types
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> pb.JobEvent:
+        """Stores one event (and runs `also` in the same transaction, e.g. a state change)."""
+        with self._cond:
+            with self._db.transaction() as conn:
+                row = conn.execute("SELECT last_seq FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+                seq = int(row["last_seq"]) + 1
+                event = pb.JobEvent(seq=seq, job_id=job_id, time_unix_ms=now_ms())
+                getattr(event, field).CopyFrom(message)
+                if also is not None:
+                    also(conn)
+                conn.execute("INSERT INTO events VALUES (?,?,?)", (job_id, seq, event.SerializeToString()))
+                conn.execute("UPDATE jobs SET last_seq=? WHERE job_id=?", (seq, job_id))
+            self._last[job_id] = seq
+            self._cond.notify_all()
+        return event
+
+    def last_seq(self, job_id: str) -> int:
+        with self._cond:
+            if job_id not in self._last:
+                row = self._db.query_one("SELECT last_seq FROM jobs WHERE job_id=?", (job_id,))
+                self._last[job_id] = int(row.last_seq) if row else 0
+            return self._last[job_id]
+
+    def read(self, job_id: str, from_seq: int, limit: int = 32) -> list[pb.JobEvent]:
+        """Stored events with seq ≥ from_seq, oldest first, at most `limit` (bounded memory)."""
+        rows = self._db.query(
+            "SELECT payload FROM events WHERE job_id=? AND seq>=? ORDER BY seq LIMIT ?",
+            (job_id, max(1, from_seq), limit),
+        )
+        return [pb.JobEvent.FromString(r.payload) for r in rows]
+
+    def wait(self, job_id: str, after_seq: int, timeout: float) -> bool:
+        """True once the job has an event with seq > after_seq; False on timeout or close."""
+        self.last_seq(job_id)
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._last.get(job_id, 0) > after_seq, timeout)
+            return self._last.get(job_id, 0) > after_seq
+
+    def wake_all(self) -> None:
+        """Lets waiting streams re-check their own stop conditions (client gone, shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -1,0 +1,62 @@
+"""Size and queue limits, checked before any byte is decoded.
+
+Why up front: a request's cost (decoding a video, allocating latents) is proportional to sizes the
+client declares or the container header states, so those are checked first and an oversized
+request is refused with RESOURCE_EXHAUSTED before it can exhaust memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.errors import InputError, LimitError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Defaults suit a workstation; `recast-engine serve` flags override them."""
+
+    max_asset_bytes: int = 4 * 1024 * MIB
+    max_chunk_bytes: int = MIB
+    max_clip_frames: int = 2048
+    max_clip_pixels: int = 2048 * 1920 * 1080
+    max_prompt_chars: int = 1000
+    max_queued_jobs: int = 64
+    max_message_bytes: int = 64 * MIB
+    max_image_pixels: int = 8192 * 8192
+
+    def check_asset_size(self, field: str, size: int) -> None:
+        if size > self.max_asset_bytes:
+            raise LimitError(field, f"{size} bytes exceeds the limit of {self.max_asset_bytes} bytes")
+
+    def check_chunk(self, field: str, size: int) -> None:
+        if size > self.max_chunk_bytes:
+            raise LimitError(field, f"chunk of {size} bytes exceeds {self.max_chunk_bytes} bytes (1 MiB)")
+
+    def check_clip(self, field: str, frames: int, width: int, height: int) -> None:
+        if frames > self.max_clip_frames:
+            raise LimitError(field, f"{frames} frames exceeds the limit of {self.max_clip_frames}")
+        if frames * width * height > self.max_clip_pixels:
+            raise LimitError(
+                field,
+                f"{frames} frames of {width}x{height} exceeds the limit of {self.max_clip_pixels} pixels",
+            )
+
+    def check_image(self, field: str, width: int, height: int) -> None:
+        if width * height > self.max_image_pixels:
+            raise LimitError(field, f"{width}x{height} image exceeds {self.max_image_pixels} pixels")
+
+    def check_prompt(self, field: str, text: str) -> None:
+        """Empty prompts are an input error; overlong ones a limit (the encoder would truncate)."""
+        if not text.strip():
+            raise InputError(field, "must not be empty")
+        if len(text) > self.max_prompt_chars:
+            raise LimitError(field, f"{len(text)} characters exceeds the limit of {self.max_prompt_chars}")
+        if any(ord(c) < 32 and c not in "\t\n" for c in text):
+            raise InputError(field, "contains control characters")
+
+    def check_queue(self, queued: int) -> None:
+        if queued >= self.max_queued_jobs:
+            raise LimitError("queue", f"{queued} jobs are waiting; the limit is {self.max_queued_jobs}")

@@ -1,0 +1,208 @@
+"""Runs mask and render jobs on the pipeline: the only module of the daemon that calls it.
+
+Why a separate module: the servicer validates and queues, the job manager orders and records, and
+this translates one stored request into `RecastPipeline` calls and their results into blobs and
+events. The pipeline is loaded once, in the background, so the daemon answers (and reports
+`pipeline` NOT_SERVING) while models load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.daemon import media
+from engine.daemon.assets import Assets, Clips
+from engine.daemon.events import EventLog
+from engine.daemon.jobs import RunContext
+from engine.daemon.masks import Masks
+from engine.daemon.storage import Row, Storage
+from engine.errors import InputError, ModelError
+from protos.recast.v1 import engine_pb2 as pb
+
+log = logging.getLogger("recast.daemon.runner")
+
+_WEIGHTS = ("correction_weight_prev", "correction_weight_self", "correction_weight_next")
+_SPECIAL = {"mask_method", "extra", *_WEIGHTS}
+
+
+def settings_from_proto(msg: pb.EditSettings):  # noqa: ANN201 - engine.settings.EditSettings
+    """Only the fields the client set, by name; validated by EditSettings itself."""
+    from engine.settings import EditSettings
+
+    values: dict[str, Any] = {}
+    for field, value in msg.ListFields():
+        if field.name not in _SPECIAL:
+            values[field.name] = value
+    if msg.mask_method == pb.MASK_METHOD_OTSU:
+        values["mask_threshold"] = "otsu"
+    present = [msg.HasField(w) for w in _WEIGHTS]
+    if any(present):
+        if not all(present):
+            raise InputError("settings.correction_weight_prev", "set all three correction weights or none")
+        values["correction_weights"] = tuple(getattr(msg, w) for w in _WEIGHTS)
+    for key, raw in msg.extra.items():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise InputError(f"settings.extra[{key!r}]", f"{raw[:80]!r} is not JSON") from None
+        values[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return EditSettings.from_dict(values)
+    except InputError as exc:
+        if exc.field.startswith("settings."):
+            raise
+        raise InputError(f"settings.{exc.field}", str(exc).split(": ", 1)[-1]) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError("settings", str(exc)) from None
+
+
+class PipelineHost:
+    """Holds the one pipeline instance; loads it on a background thread."""
+
+    def __init__(self, model: str | None, device: str | None, cache_dir: Path | None = None):
+        self.model = model
+        self.requested_device = device
+        self.cache_dir = cache_dir
+        self.pipe: Any = None
+        self.error: str = ""
+        self.ready = threading.Event()
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model) if self.model else "shapes"
+
+    @property
+    def device(self) -> str:
+        dev = getattr(getattr(self.pipe, "model", None), "device", None)
+        return str(dev) if dev is not None else (self.requested_device or "cpu")
+
+    @property
+    def native_size(self) -> int:
+        size = getattr(getattr(self.pipe, "model", None), "native_size", 0)
+        return int(size) if isinstance(size, int) else 0
+
+    def load(self, on_done: Callable[[bool], None]) -> threading.Thread:
+        def work() -> None:
+            try:
+                from engine.pipeline import RecastPipeline
+
+                self.pipe = RecastPipeline.from_pretrained(
+                    self.model, device=self.requested_device, cache_dir=self.cache_dir
+                )
+            except Exception as exc:  # reported through health, EngineInfo and every job
+                log.exception("loading the pipeline failed")
+                self.error = f"{type(exc).__name__}: {exc}"
+            self.ready.set()
+            on_done(self.pipe is not None)
+
+        t = threading.Thread(target=work, name="recast-pipeline-loader", daemon=True)
+        t.start()
+        return t
+
+    def get(self) -> Any:
+        if self.pipe is None:
+            raise ModelError(f"model {self.model_name!r} could not be loaded: {self.error or 'not loaded yet'}")
+        return self.pipe
+
+
+class Runners:
+    """The two job kinds; each returns the outcome dict JobManager records."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        events: EventLog,
+        assets: Assets,
+        clips: Clips,
+        masks: Masks,
+        host: PipelineHost,
+    ):
+        self.storage = storage
+        self.events = events
+        self.assets = assets
+        self.clips = clips
+        self.masks = masks
+        self.host = host
+
+    def table(self) -> dict[int, Callable[[Row, Any, RunContext], dict]]:
+        return {pb.JOB_KIND_MASK: self.mask, pb.JOB_KIND_RENDER: self.render}
+
+    def _inputs(self, req: Any) -> tuple[Row, np.ndarray, np.ndarray, Any]:
+        clip = self.clips.get(req.clip_id)
+        frames = self.clips.read_frames(clip)
+        target = self.assets.read_image(req.target_asset_id, "target_asset_id")
+        return clip, frames, target, settings_from_proto(req.settings)
+
+    def mask(self, job: Row, req: pb.CreateMaskJobRequest, ctx: RunContext) -> dict:
+        pipe = self.host.get()
+        clip, frames, target, settings = self._inputs(req)
+        masks = pipe.compute_masks(
+            frames,
+            target,
+            req.source_prompt,
+            req.target_prompt,
+            settings,
+            progress=ctx.progress,
+            cancel=ctx.cancel,
+        )
+        masks = np.asarray(masks, dtype=np.uint8)
+        version, blobs = self.masks.save_auto(clip.clip_id, job.job_id, masks)
+        for i, digest in sorted(blobs.items()):
+            self._record_frame(job.job_id, i, "", digest)
+        return {"mask_version": version, "frame_count": len(blobs)}
+
+    def render(self, job: Row, req: pb.CreateRenderJobRequest, ctx: RunContext) -> dict:
+        pipe = self.host.get()
+        clip, frames, target, settings = self._inputs(req)
+        user_masks = None
+        if req.use_latest_masks or req.mask_version:
+            _, user_masks = self.masks.arrays(
+                clip.clip_id, 0 if req.use_latest_masks else req.mask_version, "mask_version"
+            )
+        stored: set[int] = set()
+
+        def on_preview(i: int, rgb: np.ndarray) -> None:
+            ctx.preview(int(i), lambda: media.image_message(media.fit(np.asarray(rgb, np.uint8), 512)))
+
+        def on_frame(i: int, rgb: np.ndarray, mask: np.ndarray) -> None:
+            self._store_result(job.job_id, int(i), rgb, mask)
+            stored.add(int(i))
+
+        result = pipe.render(
+            frames,
+            target,
+            req.source_prompt,
+            req.target_prompt,
+            settings,
+            masks=user_masks,
+            progress=ctx.progress,
+            cancel=ctx.cancel,
+            on_preview=on_preview,
+            on_frame=on_frame,
+        )
+        out_frames = np.asarray(result.frames, np.uint8)
+        out_masks = np.asarray(result.masks, np.uint8)
+        for i in range(len(out_frames)):
+            if i not in stored:  # a pipeline that reports frames only at the end still gets them stored
+                self._store_result(job.job_id, i, out_frames[i], out_masks[i])
+        return {"frame_count": len(out_frames), "timings": dict(getattr(result, "timings", {}) or {})}
+
+    def _store_result(self, job_id: str, i: int, rgb: np.ndarray, mask: np.ndarray) -> None:
+        frame_blob = self.storage.blobs.put(media.encode_png(np.ascontiguousarray(rgb, np.uint8)))
+        mask_blob = self.storage.blobs.put(media.encode_png(np.ascontiguousarray(mask, np.uint8)))
+        self._record_frame(job_id, i, frame_blob, mask_blob)
+
+    def _record_frame(self, job_id: str, i: int, frame_blob: str, mask_blob: str) -> None:
+        """Result row and its event in one transaction: an announced frame is always fetchable."""
+
+        def insert(conn) -> None:  # noqa: ANN001
+            conn.execute("INSERT OR REPLACE INTO job_results VALUES (?,?,?,?)", (job_id, i, frame_blob, mask_blob))
+
+        self.events.append(job_id, "result_frame", pb.ResultFrameEvent(frame_index=i), also=insert)

@@ -1,0 +1,359 @@
+"""`recast-engine serve`, and the recast.v1 Engine servicer.
+
+The servicer is deliberately thin: validate the request (limits first, before any decoding),
+translate it into a call on the daemon's components, translate the answer back. Every handler is
+wrapped (engine.daemon.status) so that errors reach clients with their documented status code and
+a bug reaches them as INTERNAL with a message, never as UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+
+from engine.daemon import media
+from engine.daemon.assets import check_id
+from engine.daemon.events import TERMINAL_EVENTS
+from engine.daemon.export import export
+from engine.daemon.jobs import TERMINAL_STATES, Draining, WrongState
+from engine.daemon.runner import settings_from_proto
+from engine.daemon.security import PathRefused, is_local_peer
+from engine.daemon.status import streaming, unary
+from engine.errors import InputError
+from protos.recast.v1 import engine_pb2 as pb
+from protos.recast.v1 import engine_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from engine.daemon.app import Daemon
+
+_FRAME_BATCH = 8  # frames decoded at once by GetClipFrames: bounds memory for long clips
+
+
+class EngineServicer(pb_grpc.EngineServicer):
+    def __init__(self, daemon: Daemon):
+        self.d = daemon
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.d.draining:
+            raise Draining("the daemon is shutting down; retry against the next one")
+
+    @staticmethod
+    def _local_only(context: grpc.ServicerContext, what: str) -> None:
+        if not is_local_peer(context.peer()):
+            raise PathRefused("path", f"{what} by path is only allowed for clients on the daemon's machine")
+
+    def _check_job_request(self, req: pb.CreateMaskJobRequest | pb.CreateRenderJobRequest) -> None:
+        self.d.clips.get(req.clip_id)
+        self.d.limits.check_prompt("source_prompt", req.source_prompt)
+        self.d.limits.check_prompt("target_prompt", req.target_prompt)
+        target = self.d.assets.get(req.target_asset_id, "target_asset_id")
+        if target.kind != pb.ASSET_KIND_IMAGE:
+            raise InputError("target_asset_id", "must be an image asset (PNG or JPEG), not a video")
+        settings_from_proto(req.settings)
+
+    # --- info -------------------------------------------------------------------------------------
+
+    @unary
+    def GetEngineInfo(self, request: pb.GetEngineInfoRequest, context: grpc.ServicerContext) -> pb.EngineInfo:
+        return self.d.engine_info()
+
+    # --- assets and clips ---------------------------------------------------------------------------
+
+    @unary
+    def UploadAsset(self, request_iterator: Iterator[pb.UploadAssetRequest], context) -> pb.Asset:  # noqa: ANN001
+        self._writable()
+        return self.d.assets.message(self.d.assets.upload(request_iterator))
+
+    @unary
+    def ImportAsset(self, request: pb.ImportAssetRequest, context: grpc.ServicerContext) -> pb.Asset:
+        self._writable()
+        self._local_only(context, "import")
+        return self.d.assets.message(self.d.assets.import_path(request.path, self.d.private_roots()))
+
+    @unary
+    def GetAsset(self, request: pb.GetAssetRequest, context: grpc.ServicerContext) -> pb.Asset:
+        return self.d.assets.message(self.d.assets.get(request.asset_id))
+
+    @unary
+    def CreateClip(self, request: pb.CreateClipRequest, context: grpc.ServicerContext) -> pb.Clip:
+        self._writable()
+        row = self.d.clips.create(request.asset_id, request.start_frame, request.end_frame)
+        return self.d.clips.message(row)
+
+    @unary
+    def GetClip(self, request: pb.GetClipRequest, context: grpc.ServicerContext) -> pb.Clip:
+        return self.d.clips.message(self.d.clips.get(request.clip_id))
+
+    @streaming
+    def GetClipFrames(self, request: pb.GetClipFramesRequest, context: grpc.ServicerContext):  # noqa: ANN201
+        clip = self.d.clips.get(request.clip_id)
+        start, end = self.d.clips.range(clip, request.start, request.end)
+        for s in range(start, end, _FRAME_BATCH):
+            frames = self.d.clips.read_frames(clip, s, min(end, s + _FRAME_BATCH))
+            for k, frame in enumerate(frames):
+                yield pb.FrameImage(frame_index=s + k, image=media.image_message(media.fit(frame, request.max_size)))
+            if not context.is_active():
+                return
+
+    # --- jobs -------------------------------------------------------------------------------------
+
+    @unary
+    def CreateMaskJob(self, request: pb.CreateMaskJobRequest, context: grpc.ServicerContext) -> pb.Job:
+        self._writable()
+        self._check_job_request(request)
+        row = self.d.jobs.submit(pb.JOB_KIND_MASK, request.clip_id, request.SerializeToString())
+        return self.d.jobs.message(row)
+
+    @unary
+    def CreateRenderJob(self, request: pb.CreateRenderJobRequest, context: grpc.ServicerContext) -> pb.Job:
+        self._writable()
+        self._check_job_request(request)
+        if request.use_latest_masks:
+            if self.d.storage.latest_mask_version(request.clip_id) == 0:
+                raise WrongState("use_latest_masks: the clip has no mask versions yet; run a mask job first")
+        elif request.mask_version:
+            self.d.masks.version(request.clip_id, request.mask_version, "mask_version")
+        row = self.d.jobs.submit(pb.JOB_KIND_RENDER, request.clip_id, request.SerializeToString())
+        return self.d.jobs.message(row)
+
+    @unary
+    def GetJob(self, request: pb.GetJobRequest, context: grpc.ServicerContext) -> pb.Job:
+        check_id("job_id", request.job_id)
+        return self.d.jobs.message(self.d.jobs.get(request.job_id))
+
+    @unary
+    def ListJobs(self, request: pb.ListJobsRequest, context: grpc.ServicerContext) -> pb.ListJobsResponse:
+        if request.clip_id:
+            check_id("clip_id", request.clip_id)
+        for i, s in enumerate(request.states):
+            if s not in pb.JobState.values() or s == pb.JOB_STATE_UNSPECIFIED:
+                raise InputError(f"states[{i}]", f"{s} is not a job state")
+        limit = request.limit or 100
+        if limit > 1000:
+            raise InputError("limit", "must be at most 1000")
+        rows = self.d.jobs.list(request.clip_id, list(request.states), limit)
+        return pb.ListJobsResponse(jobs=[self.d.jobs.message(r) for r in rows])
+
+    @unary
+    def CancelJob(self, request: pb.CancelJobRequest, context: grpc.ServicerContext) -> pb.Job:
+        check_id("job_id", request.job_id)
+        return self.d.jobs.message(self.d.jobs.cancel(request.job_id))
+
+    @unary
+    def ResumeJob(self, request: pb.ResumeJobRequest, context: grpc.ServicerContext) -> pb.Job:
+        self._writable()
+        check_id("job_id", request.job_id)
+        return self.d.jobs.message(self.d.jobs.resume(request.job_id))
+
+    @streaming
+    def Watch(self, request: pb.WatchRequest, context: grpc.ServicerContext):  # noqa: ANN201
+        """Replays stored events from `from_seq`, then follows live ones until a terminal event.
+
+        `context.add_callback` wakes the wait when the client goes away, so an abandoned stream
+        frees its server thread at once; the job itself is never affected.
+        """
+        check_id("job_id", request.job_id)
+        self.d.jobs.get(request.job_id)
+        gone = threading.Event()
+
+        def on_done() -> None:
+            gone.set()
+            self.d.events.wake_all()
+
+        context.add_callback(on_done)
+        next_seq = max(1, request.from_seq)
+        while True:
+            batch = self.d.events.read(request.job_id, next_seq)
+            for event in batch:
+                next_seq = event.seq + 1
+                kind = event.WhichOneof("event")
+                if kind == "preview" and request.skip_previews:
+                    continue
+                if kind == "result_frame" and not request.skip_result_images:
+                    self._fill_result(event)
+                yield event
+            if gone.is_set():
+                return
+            last = self.d.events.last_seq(request.job_id)
+            if batch and batch[-1].WhichOneof("event") in TERMINAL_EVENTS and last < next_seq:
+                return
+            if not batch and last < next_seq:
+                if (
+                    self.d.jobs.get(request.job_id).state in TERMINAL_STATES
+                    and self.d.events.last_seq(request.job_id) < next_seq
+                ):
+                    return  # asked for events after the end of a finished job: nothing will come
+                if self.d.draining:
+                    raise Draining("the daemon is shutting down; re-attach with from_seq to the next one")
+                self.d.events.wait(request.job_id, next_seq - 1, timeout=1.0)
+
+    def _fill_result(self, event: pb.JobEvent) -> None:
+        row = self.d.storage.db.query_one(
+            "SELECT * FROM job_results WHERE job_id=? AND frame_index=?",
+            (event.job_id, event.result_frame.frame_index),
+        )
+        if row is None:  # replaced by a re-run after a resume; the later events carry the new ones
+            return
+        clip = self.d.clips.get(self.d.jobs.get(event.job_id).clip_id)
+        if row.frame_blob:
+            event.result_frame.image.CopyFrom(
+                media.png_message(self.d.storage.blobs.get(row.frame_blob), clip.width, clip.height)
+            )
+        event.result_frame.mask.CopyFrom(
+            media.png_message(self.d.storage.blobs.get(row.mask_blob), clip.width, clip.height)
+        )
+
+    @streaming
+    def GetResultFrames(self, request: pb.GetResultFramesRequest, context: grpc.ServicerContext):  # noqa: ANN201
+        check_id("job_id", request.job_id)
+        job = self.d.jobs.get(request.job_id)
+        if job.kind != pb.JOB_KIND_RENDER:
+            raise WrongState("job_id: only render jobs have result frames (mask jobs make mask versions)")
+        clip = self.d.clips.get(job.clip_id)
+        start, end = self.d.clips.range(clip, request.start, request.end)
+        rows = self.d.storage.db.query(
+            "SELECT * FROM job_results WHERE job_id=? AND frame_index>=? AND frame_index<? AND frame_blob!='' "
+            "ORDER BY frame_index",
+            (request.job_id, start, end),
+        )
+        for r in rows:
+            yield pb.ResultFrame(
+                frame_index=r.frame_index,
+                image=media.png_message(self.d.storage.blobs.get(r.frame_blob), clip.width, clip.height),
+                mask=media.png_message(self.d.storage.blobs.get(r.mask_blob), clip.width, clip.height),
+            )
+
+    # --- masks ------------------------------------------------------------------------------------
+
+    @unary
+    def ListMaskVersions(
+        self, request: pb.ListMaskVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListMaskVersionsResponse:
+        rows = self.d.masks.versions(request.clip_id)
+        return pb.ListMaskVersionsResponse(versions=[self.d.masks.message(r) for r in rows])
+
+    @streaming
+    def GetMasks(self, request: pb.GetMasksRequest, context: grpc.ServicerContext):  # noqa: ANN201
+        clip = self.d.clips.get(request.clip_id)
+        for i, data in self.d.masks.frames(request.clip_id, request.version, request.start, request.end):
+            yield pb.MaskFrame(frame_index=i, mask=media.png_message(data, clip.width, clip.height))
+
+    @unary
+    def SaveMaskVersion(self, request: pb.SaveMaskVersionRequest, context: grpc.ServicerContext) -> pb.MaskVersion:
+        self._writable()
+        return self.d.masks.message(self.d.masks.save_painted(request))
+
+    # --- export -----------------------------------------------------------------------------------
+
+    @unary
+    def Export(self, request: pb.ExportRequest, context: grpc.ServicerContext) -> pb.ExportResponse:
+        self._writable()
+        check_id("job_id", request.job_id)
+        self._local_only(context, "export")
+        job = self.d.jobs.get(request.job_id)
+        clip = self.d.clips.get(job.clip_id)
+        protected = self.d.assets.protected_paths()
+        return export(self.d.storage, self.d.jobs, request, protected, self.d.private_roots(), clip.fps)
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.daemon.limits import Limits
+
+    d = Limits()
+    parser.add_argument("--model", default=None, help="model folder or cache id (default: the shipped 'shapes')")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: the pipeline's choice)")
+    parser.add_argument(
+        "--socket", type=Path, default=None, help="unix socket path (default $XDG_RUNTIME_DIR/recast/engine.sock)"
+    )
+    parser.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=None,
+        help="folder for socket, lock, token and discovery file (default $XDG_RUNTIME_DIR/recast)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="jobs, clips, masks and blobs (default $XDG_DATA_HOME/recast/engine)",
+    )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also listen on TCP (loopback needs a token; other addresses TLS and a token)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="bearer token file, mode 0600 (created if missing; default RUNTIME_DIR/engine.token)",
+    )
+    parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for --listen")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key for --listen")
+    parser.add_argument("--max-asset-bytes", type=int, default=d.max_asset_bytes)
+    parser.add_argument("--max-clip-frames", type=int, default=d.max_clip_frames)
+    parser.add_argument("--max-clip-pixels", type=int, default=d.max_clip_pixels)
+    parser.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars)
+    parser.add_argument("--max-queued-jobs", type=int, default=d.max_queued_jobs)
+    parser.add_argument("--log-level", default="INFO")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from engine.daemon.app import Daemon, DaemonConfig
+    from engine.daemon.limits import Limits
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    limits = Limits(
+        max_asset_bytes=args.max_asset_bytes,
+        max_clip_frames=args.max_clip_frames,
+        max_clip_pixels=args.max_clip_pixels,
+        max_prompt_chars=args.max_prompt_chars,
+        max_queued_jobs=args.max_queued_jobs,
+    )
+    config = DaemonConfig.from_defaults(
+        runtime_dir=args.runtime_dir,
+        data_dir=args.data_dir,
+        socket_path=args.socket,
+        listen=args.listen,
+        token_file=args.token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        model=args.model,
+        device=args.device,
+        limits=limits,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon = Daemon(config)
+    daemon.start()
+    print(
+        f"recast-engine serve: listening on unix:{daemon.socket_path}"
+        + (f" and {daemon.tcp_address}" if daemon.tcp_address else ""),
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        daemon.stop()
+    print("recast-engine serve: stopped", flush=True)
+    return 0
