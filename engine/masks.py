@@ -41,7 +41,8 @@ def otsu_threshold(values: np.ndarray) -> float:
     omega = np.cumsum(p)
     mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
     between = (mu[-1] * omega - mu) ** 2 / np.clip(omega * (1 - omega), 1e-12, None)
-    return float(edges[int(np.argmax(between)) + 1])
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))  # a plateau: take its middle
+    return float(edges[int(round(best.mean())) + 1])
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -14,6 +14,8 @@ import torch
 
 from engine.errors import ModelError
 
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # its torchvision fallback notice is noise here
+
 SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "shapes"
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle")
@@ -119,12 +121,18 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = None
     folder = resolve_model_folder(model)
     check_model_folder(folder)
     from diffusers import StableUnCLIPImg2ImgPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     dev, default_dtype = pick_device(device)
     dtype = dtype or default_dtype
     try:
         pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, torch_dtype=dtype)
+            folder, use_safetensors=True, local_files_only=True, dtype=dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"could not load {folder}: {str(exc).splitlines()[0]}") from exc
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.image_encoder, pipe.image_normalizer):
@@ -144,7 +152,7 @@ def ddim_schedulers(config: dict, steps: int):
     from diffusers import DDIMInverseScheduler, DDIMScheduler
 
     forward = DDIMScheduler.from_config(config, clip_sample=False, set_alpha_to_one=False)
-    inverse = DDIMInverseScheduler.from_config(config, clip_sample=False, set_alpha_to_zero=False)
+    inverse = DDIMInverseScheduler.from_config(config, clip_sample=False)
     forward.set_timesteps(steps)
     inverse.set_timesteps(steps)
     return forward, inverse

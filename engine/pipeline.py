@@ -136,6 +136,10 @@ class RecastPipeline:
         self._state = ClipState(key, frames, working, latents, text, labels)
         return self._state
 
+    @property
+    def last_working_size(self) -> tuple[int, int]:
+        return tuple(self._state.working.shape[1:3]) if self._state is not None else (0, 0)
+
     def target_conditioning(self, target_image: np.ndarray, target_prompt: str, settings: EditSettings,
                             use_image: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(text (1, tokens, dim), class vector (1, dim)); without the image the class vector is zero."""

@@ -1,0 +1,127 @@
+"""Inversion, masks and latent correction on the tiny model and constructed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.conditioning import branch, encode_images, encode_text, image_class_labels
+from engine.ddim import make_ladder, to_epsilon
+from engine.inflate import inflate_unet
+from engine.inversion import invert, sample
+from engine.latent_correction import correct_latents, nearest_neighbour_field, upsample_field
+from engine.masks import masks_from_difference, noise_difference, otsu_threshold
+from engine.model_loading import load_model
+from engine.tuning import training_scheduler
+
+PROMPT = "a red circle on a plain gray background"
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    m = load_model(tiny_model_dir)
+    inflate_unet(m.unet)
+    return m
+
+
+@pytest.fixture(scope="module")
+def clip(model):
+    rng = np.random.RandomState(0)
+    images = (rng.rand(4, 32, 32, 3) * 255).astype(np.uint8)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        latents = model.vae.encode(x).latent_dist.mean * model.vae.config.scaling_factor
+    labels = image_class_labels(model, encode_images(model, images), 0, torch.Generator().manual_seed(0))
+    return images, latents, labels
+
+
+def test_inversion_then_sampling_reconstructs_the_source_latents(model, clip):
+    """Bound: relative L2 error < 2 % with 25 steps and 2 fixed-point refinements (plain DDIM inversion,
+    refine=0, is much looser on a random model: about 15 %)."""
+    _, latents, labels = clip
+    cond = branch(encode_text(model, PROMPT), labels, 4)
+    ladder = make_ladder(model.scheduler_config, 25)
+    traj = invert(model.unet, latents, cond, ladder, model.prediction_type, refine=2)
+    assert len(traj) == 26 and torch.equal(traj[-1], latents)
+    rec = sample(model.unet, traj[0], cond, ladder, model.prediction_type)
+    rel = float((rec - latents).norm() / latents.norm())
+    assert rel < 0.02, rel
+    # z_T is really noised: far from the source
+    assert float((traj[0] - latents).norm() / latents.norm()) > 0.5
+
+
+def test_v_to_epsilon_matches_the_scheduler_definitions(model):
+    sched = training_scheduler(model.scheduler_config)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    for t in (1, 250, 999):
+        tt = torch.tensor([t, t])
+        z_t = sched.add_noise(x0, noise, tt)
+        v = sched.get_velocity(x0, noise, tt)
+        eps = to_epsilon(v, z_t, float(sched.alphas_cumprod[t]), "v_prediction")
+        assert torch.allclose(eps, noise, atol=1e-4), (t, (eps - noise).abs().max())
+    assert to_epsilon(noise, z_t, 0.5, "epsilon") is noise
+
+
+def test_identical_conditioning_gives_an_empty_mask(model):
+    static = np.repeat((np.random.RandomState(3).rand(1, 32, 32, 3) * 255).astype(np.uint8), 3, axis=0)
+    x = torch.from_numpy(static).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        z = model.vae.encode(x).latent_dist.mean
+    text = encode_text(model, PROMPT)
+    src_labels = image_class_labels(model, encode_images(model, static), 0, torch.Generator().manual_seed(0))
+    trg_labels = image_class_labels(model, encode_images(model, static[:1]), 0, torch.Generator().manual_seed(0))
+    ladder = make_ladder(model.scheduler_config, 5)
+    diff = noise_difference(model.unet, z, branch(text, src_labels, 3), branch(text, trg_labels, 3), ladder,
+                            model.prediction_type)
+    masks = masks_from_difference(diff.numpy(), (40, 56))
+    assert masks.shape == (3, 40, 56) and masks.max() == 0
+    # a different target prompt does light the mask up
+    other = branch(encode_text(model, "a blue star on a checkered olive background"), trg_labels, 3)
+    diff2 = noise_difference(model.unet, z, branch(text, src_labels, 3), other, ladder, model.prediction_type)
+    assert float(diff2.max()) > 1e-3
+
+
+def test_mask_postprocessing_on_a_constructed_difference():
+    diff = np.zeros((2, 16, 16), np.float32)
+    diff[:, 4:12, 4:12] = 1.0
+    diff[:, 7:9, 7:9] = 0.0  # a hole that must be filled
+    masks = masks_from_difference(diff, (64, 64), threshold=0.5, dilate=0.0)
+    assert masks[0, 32, 32] == 255 and masks[0, 2, 2] == 0
+    inside = masks[0, 20:44, 20:44] > 0
+    assert inside.all()
+    assert set(np.unique(masks)) <= {0, 255}
+    assert 0.3 < otsu_threshold(np.r_[np.zeros(50), np.ones(50)]) <= 1.0
+    dilated = masks_from_difference(diff, (64, 64), threshold=0.5, dilate=0.1)
+    assert (dilated > 0).sum() > (masks > 0).sum()
+
+
+def test_nearest_neighbour_field_recovers_a_known_shift():
+    g = torch.Generator().manual_seed(0)
+    f_a = torch.randn(16, 8, 10, generator=g)
+    f_b = torch.roll(f_a, shifts=(2, -3), dims=(1, 2))
+    field = nearest_neighbour_field(f_a, f_b)
+    ys, xs = field // 10, field % 10
+    assert torch.equal((ys - torch.arange(8)[:, None]) % 8, torch.full((8, 10), 2))
+    assert torch.equal((xs - torch.arange(10)[None, :]) % 10, torch.full((8, 10), 7))
+    identity = torch.arange(80).view(8, 10)
+    assert torch.equal(upsample_field(identity, (16, 20)), torch.arange(320).view(16, 20))
+
+
+def test_latent_correction_weights():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 4, 8, 8, generator=g)
+    feats = torch.randn(3, 6, 4, 4, generator=g)
+    ones = torch.ones(3, 1, 8, 8)
+    assert torch.equal(correct_latents(z, feats, ones, (0.0, 1.0, 0.0)), z)  # w0 = 1 is the identity
+    assert torch.equal(correct_latents(z, feats, torch.zeros(3, 1, 8, 8), (0.25, 0.5, 0.25)), z)  # outside M
+    # identical frames: every field is the identity, so any weights reproduce the frames
+    same = z[:1].repeat(3, 1, 1, 1)
+    out = correct_latents(same, feats[:1].repeat(3, 1, 1, 1), ones, (0.25, 0.5, 0.25))
+    assert torch.allclose(out, same, atol=1e-6)
+    # end frames renormalise: frame 0 = (0.5 z0 + 0.25 z1[NN]) / 0.75
+    out = correct_latents(z, feats, ones, (0.25, 0.5, 0.25))
+    assert not torch.allclose(out, z)
+    with pytest.raises(ValueError):
+        correct_latents(z, feats, ones, (0.5, 0.6, 0.1))
