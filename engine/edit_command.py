@@ -175,6 +175,27 @@ def run_edit(source: str, target_image: str, source_prompt: str, target_prompt: 
     frames, fps = video_io.read_frames(source, start, end)
     timings["read"] = time.perf_counter() - tick
 
+    m = pipeline.model
+    report = {
+        "source": str(Path(source).absolute()),
+        "range": [start, end],
+        "source_size": [height, width],
+        "target_image": str(Path(target_image).absolute()),
+        "model": {"name": m.name, "folder": str(m.folder), "prediction_type": m.prediction_type},
+        "device": str(m.device),
+        "dtype": str(m.dtype).replace("torch.", ""),
+    }
+    return render_to_folder(pipeline, frames, fps, target, source_prompt, target_prompt, settings, out, report,
+                            timings, t0, progress)
+
+
+def render_to_folder(pipeline, frames, fps: float, target, source_prompt: str, target_prompt: str,
+                     settings: EditSettings, out: Path, report: dict, timings: dict, t0: float, progress=None,
+                     before_publish=None) -> dict:
+    """Render into a temporary folder beside `out`: frames/, masks/, edited.mp4, report.json; then
+    `before_publish(tmp, result, report)` adds its own files, and the folder is renamed into place."""
+    from engine import video_io
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (tmp / "frames").mkdir()
@@ -190,27 +211,21 @@ def run_edit(source: str, target_image: str, source_prompt: str, target_prompt: 
         tick = time.perf_counter()
         video_io.write_video(tmp / "edited.mp4", result.frames, fps)
         timings["write_video"] = time.perf_counter() - tick
-        timings["total"] = time.perf_counter() - t0
-        m = pipeline.model
-        report = {
-            "source": str(Path(source).absolute()),
-            "range": [start, end],
+        report.update({
             "frame_count": int(len(frames)),
             "fps": fps,
-            "source_size": [height, width],
             "working_size": list(pipeline.last_working_size),
-            "target_image": str(Path(target_image).absolute()),
             "source_prompt": source_prompt,
             "target_prompt": target_prompt,
-            "model": {"name": m.name, "folder": str(m.folder), "prediction_type": m.prediction_type},
-            "device": str(m.device),
-            "dtype": str(m.dtype).replace("torch.", ""),
             "settings": settings.to_dict(),
-            "timings_s": {k: round(v, 4) for k, v in timings.items()},
-            "tune_loss": {"first": result.tune_losses[0], "last": result.tune_losses[-1]} if result.tune_losses
-            else None,
+            "tune_loss": {"first": result.tune_losses[0], "last": result.tune_losses[-1]}
+            if result.tune_losses else None,
             "mask_coverage": float((result.region_masks > 0).mean()),
-        }
+        })
+        if before_publish is not None:
+            before_publish(tmp, result, report)
+        timings["total"] = time.perf_counter() - t0
+        report["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         publish(tmp, out)
         return report
