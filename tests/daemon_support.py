@@ -225,3 +225,34 @@ class DaemonProcess:
             self.proc.kill()
             self.proc.wait(10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- daemon in-process --------------------------------------------------------------------------------
+
+
+class InProcess:
+    """The real Daemon class on a temporary socket in this process (what `serve` runs)."""
+
+    def __init__(self, model: Path, root: Path | None = None, **config):
+        from engine.daemon.app import Daemon, DaemonConfig
+
+        self.root = root or short_tmp()
+        self.config = DaemonConfig(
+            runtime_dir=self.root / "run",
+            data_dir=self.root / "data",
+            socket_path=self.root / "run" / "engine.sock",
+            model=str(model),
+            **{"torch_threads": 1, **config},
+        )
+        self.daemon = Daemon(self.config)
+
+    def __enter__(self) -> InProcess:
+        self.daemon.start()
+        assert self.daemon.wait_ready(60)
+        self.channel, self.stub = connect(self.config.socket_path)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.close()
+        self.daemon.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

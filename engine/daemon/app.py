@@ -68,6 +68,7 @@ class DaemonConfig:
     device: str | None = None
     limits: Limits = field(default_factory=Limits)
     max_workers: int = 32
+    torch_threads: int | None = None
 
     @classmethod
     def from_defaults(
@@ -131,7 +132,7 @@ class Daemon:
         self.assets = Assets(self.storage, self.limits)
         self.clips = Clips(self.storage, self.assets, self.limits)
         self.masks = Masks(self.storage, self.clips)
-        self.host = PipelineHost(c.model, c.device, cache_dir=c.data_dir / "cache")
+        self.host = PipelineHost(c.model, c.device, cache_dir=c.data_dir / "cache", threads=c.torch_threads)
         runners = Runners(self.storage, self.events, self.assets, self.clips, self.masks, self.host)
         self.jobs = JobManager(self.storage, self.events, self.limits, runners.table())
         interrupted = self.jobs.recover()
@@ -256,6 +257,7 @@ class Daemon:
         if self._server is not None:
             self._server.stop(grace).wait()
         self.storage.close()
+        self.host.release()
         for p in (self.socket_path, self.config.runtime_dir / "engine.json"):
             try:
                 p.unlink()

@@ -263,6 +263,7 @@ class JobManager:
                 only_from=pb.JOB_STATE_QUEUED,
             )
             if changed:
+                self._announce_positions()
                 return self.get(job_id)
             job = self.get(job_id)  # it started meanwhile: fall through to the running case
         if job.state == pb.JOB_STATE_RUNNING:

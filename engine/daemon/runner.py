@@ -66,10 +66,14 @@ def settings_from_proto(msg: pb.EditSettings):  # noqa: ANN201 - engine.settings
 class PipelineHost:
     """Holds the one pipeline instance; loads it on a background thread."""
 
-    def __init__(self, model: str | None, device: str | None, cache_dir: Path | None = None):
+    def __init__(
+        self, model: str | None, device: str | None, cache_dir: Path | None = None, threads: int | None = None
+    ):
         self.model = model
         self.requested_device = device
         self.cache_dir = cache_dir
+        self.threads = threads
+        self._previous_threads: int | None = None
         self.pipe: Any = None
         self.error: str = ""
         self.ready = threading.Event()
@@ -91,8 +95,13 @@ class PipelineHost:
     def load(self, on_done: Callable[[bool], None]) -> threading.Thread:
         def work() -> None:
             try:
+                import torch
+
                 from engine.pipeline import RecastPipeline
 
+                if self.threads:  # a shared or small machine: oversubscribed OpenMP threads spin
+                    self._previous_threads = torch.get_num_threads()
+                    torch.set_num_threads(self.threads)
                 self.pipe = RecastPipeline.from_pretrained(
                     self.model, device=self.requested_device, cache_dir=self.cache_dir
                 )
@@ -105,6 +114,14 @@ class PipelineHost:
         t = threading.Thread(target=work, name="recast-pipeline-loader", daemon=True)
         t.start()
         return t
+
+    def release(self) -> None:
+        """Undo process-wide settings (tests run several daemons in one process)."""
+        if self._previous_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._previous_threads)
+            self._previous_threads = None
 
     def get(self) -> Any:
         if self.pipe is None:

@@ -306,6 +306,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clip-pixels", type=int, default=d.max_clip_pixels)
     parser.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars)
     parser.add_argument("--max-queued-jobs", type=int, default=d.max_queued_jobs)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the pipeline (default: torch's)")
     parser.add_argument("--log-level", default="INFO")
 
 
