@@ -1,0 +1,155 @@
+"""Finding the user's engine daemon, or starting one (and stopping it again if we started it).
+
+Discovery follows the daemon's convention (protos/recast/v1/engine.proto): it writes
+$XDG_RUNTIME_DIR/recast/engine.json with its socket path; the socket's 0700 folder is the
+authentication. All methods block, so the controller runs them on a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from desktop.client.errors import StudioError
+from protos.recast.v1 import engine_pb2 as pb
+from protos.recast.v1 import engine_pb2_grpc as pb_grpc
+
+_MESSAGE = 64 << 20
+_OPTIONS = [("grpc.max_receive_message_length", _MESSAGE), ("grpc.max_send_message_length", _MESSAGE)]
+
+
+def default_runtime_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "recast" if base else Path(f"/tmp/recast-{os.getuid()}")
+
+
+@dataclass
+class EngineOptions:
+    """How to find or start the daemon (settings; command-line flags override)."""
+
+    runtime_dir: Path = field(default_factory=default_runtime_dir)
+    model: str = ""  # passed to `serve --model` when the studio starts the daemon
+    start_if_missing: bool = True
+    start_timeout: float = 90.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Engine:
+    """A live connection: the channel, the stub, and the daemon process if we started it."""
+
+    channel: grpc.Channel
+    stub: pb_grpc.EngineStub
+    address: str
+    info: pb.EngineInfo
+    process: subprocess.Popen | None = None
+
+    @property
+    def started_by_us(self) -> bool:
+        return self.process is not None
+
+    def close(self, stop_daemon: bool = True, timeout: float = 15.0) -> None:
+        """Close the channel; stop the daemon only if this studio started it."""
+        self.channel.close()
+        p = self.process
+        if stop_daemon and p is not None and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def _open(address: str, timeout: float) -> tuple[grpc.Channel, pb_grpc.EngineStub, pb.EngineInfo]:
+    channel = grpc.insecure_channel(address, options=_OPTIONS)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        stub = pb_grpc.EngineStub(channel)
+        info = stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=max(timeout, 5.0))
+    except BaseException:
+        channel.close()
+        raise
+    return channel, stub, info
+
+
+def discover(options: EngineOptions, timeout: float = 2.0) -> Engine | None:
+    """The running daemon named by the discovery file (or the default socket), if it answers."""
+    candidates: list[Path] = []
+    meta = options.runtime_dir / "engine.json"
+    try:
+        sock = json.loads(meta.read_text()).get("socket")
+        if sock:
+            candidates.append(Path(sock))
+    except (OSError, ValueError):
+        pass
+    default = options.runtime_dir / "engine.sock"
+    if default not in candidates:
+        candidates.append(default)
+    for sock in candidates:
+        if not sock.exists():
+            continue
+        address = f"unix:{sock}"
+        try:
+            channel, stub, info = _open(address, timeout)
+        except (grpc.FutureTimeoutError, grpc.RpcError):
+            continue
+        return Engine(channel, stub, address, info)
+    return None
+
+
+def serve_command(options: EngineOptions) -> list[str]:
+    """`recast-engine serve`, from PATH if installed, else through this interpreter."""
+    exe = shutil.which("recast-engine")
+    cmd = [exe] if exe else [sys.executable, "-m", "engine.cli"]
+    cmd += ["serve", "--runtime-dir", str(options.runtime_dir)]
+    if options.model:
+        cmd += ["--model", options.model]
+    return cmd
+
+
+def start_daemon(options: EngineOptions, log_path: Path | None = None) -> Engine:
+    """Spawn a daemon and wait until its socket answers (its models may still be loading)."""
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    env = dict(os.environ, **options.extra_env)
+    try:
+        proc = subprocess.Popen(serve_command(options), stdout=log, stderr=log, env=env, start_new_session=True)
+    except OSError as exc:
+        raise StudioError(f"Could not start the engine ({exc.strerror or exc}).") from None
+    finally:
+        if log_path:
+            log.close()
+    deadline = time.monotonic() + options.start_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = ""
+            if log_path and log_path.exists():
+                lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+                tail = lines[-1] if lines else ""
+            raise StudioError(f"The engine stopped while starting (exit {proc.returncode}). {tail}".strip())
+        found = discover(options, timeout=1.0)
+        if found is not None:
+            found.process = proc
+            return found
+        time.sleep(0.2)
+    proc.terminate()
+    raise StudioError(f"The engine did not start within {options.start_timeout:.0f} s.")
+
+
+def connect(options: EngineOptions, log_path: Path | None = None) -> Engine:
+    """The user's daemon if one runs, else a new one (when allowed)."""
+    found = discover(options)
+    if found is not None:
+        return found
+    if not options.start_if_missing:
+        raise StudioError("No engine is running. Start one with `recast-engine serve`, or allow the studio to.")
+    return start_daemon(options, log_path)

@@ -1,0 +1,140 @@
+"""Running engine calls off the GUI thread and handing results back as Qt signals.
+
+Why: a gRPC call or stream may take seconds (uploads, frame streams) or minutes (Watch); the GUI
+thread only ever receives finished Python objects through queued signal connections, so it never
+waits on the network or on PNG decoding.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+
+from desktop.client.errors import friendly
+from desktop.imaging import decode_png
+from protos.recast.v1 import engine_pb2 as pb
+from protos.recast.v1 import engine_pb2_grpc as pb_grpc
+
+
+class Task(QObject):
+    """One blocking call on the thread pool: `done(result)` or `failed(message)` on the GUI thread.
+
+    `fn` gets an `emit` callable to report partial results (`item` signal), e.g. streamed frames.
+    """
+
+    done = Signal(object)
+    failed = Signal(str)
+    item = Signal(object)
+
+    _live: set[Task] = set()  # keeps running tasks alive until they report
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, streaming: bool = False) -> None:
+        super().__init__()
+        self._fn, self._args, self._streaming = fn, args, streaming
+
+    def start(self, pool: QThreadPool | None = None) -> Task:
+        Task._live.add(self)
+        self.done.connect(lambda _r: Task._live.discard(self))
+        self.failed.connect(lambda _m: Task._live.discard(self))
+        (pool or QThreadPool.globalInstance()).start(_Runnable(self))
+        return self
+
+    def run(self) -> None:
+        try:
+            args = (*self._args, self.item.emit) if self._streaming else self._args
+            result = self._fn(*args)
+        except Exception as exc:  # every failure becomes a sentence for the status bar
+            self.failed.emit(friendly(exc))
+            return
+        self.done.emit(result)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.task = task
+
+    def run(self) -> None:
+        self.task.run()
+
+
+class WatchWorker(QThread):
+    """Follows one job's Watch stream; re-attaches with `from_seq` after a lost connection.
+
+    Images are decoded here, so `event` carries ready numpy arrays: (job_id, JobEvent, images),
+    images = {"image": rgb, "mask": grey} for preview/result events.
+    """
+
+    event = Signal(str, object, object)
+    lost = Signal(str, str)  # job_id, message: the engine went away (we keep retrying)
+    ended = Signal(str)
+
+    def __init__(self, stub_fn: Callable[[], pb_grpc.EngineStub], job_id: str, from_seq: int = 0) -> None:
+        super().__init__()
+        self._stub_fn, self.job_id, self.next_seq = stub_fn, job_id, max(1, from_seq)
+        self._stop = threading.Event()
+        self._call: Any = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                call = self._stub_fn().Watch(pb.WatchRequest(job_id=self.job_id, from_seq=self.next_seq))
+                with self._lock:
+                    self._call = call
+                if self._stop.is_set():
+                    call.cancel()
+                terminal = False
+                for ev in call:
+                    backoff = 0.2
+                    self.next_seq = ev.seq + 1
+                    kind = ev.WhichOneof("event")
+                    self.event.emit(self.job_id, ev, self._images(ev, kind))
+                    terminal = kind in ("finished", "failed", "cancelled", "interrupted")
+                if terminal or self._stop.is_set():
+                    break
+                # the stream ended without a terminal event (job already over): nothing more will come
+                break
+            except grpc.RpcError as exc:
+                if self._stop.is_set() or exc.code() == grpc.StatusCode.CANCELLED:
+                    break
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    self.lost.emit(self.job_id, friendly(exc))
+                    break
+                self.lost.emit(self.job_id, friendly(exc))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:  # a bad image must not kill the thread silently
+                self.lost.emit(self.job_id, friendly(exc))
+                break
+            finally:
+                with self._lock:
+                    self._call = None
+        self.ended.emit(self.job_id)
+
+    @staticmethod
+    def _images(ev: pb.JobEvent, kind: str | None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        out: dict[str, Any] = {}
+        if kind == "preview" and ev.preview.image.data:
+            out["image"] = decode_png(ev.preview.image.data)
+        elif kind == "result_frame":
+            rf = ev.result_frame
+            if rf.image.data:
+                out["image"] = decode_png(rf.image.data)
+            if rf.mask.data:
+                out["mask"] = decode_png(rf.mask.data, grey=True)
+        out["decode_s"] = time.perf_counter() - t0
+        return out

@@ -1,0 +1,504 @@
+"""Turns user intent into engine calls and engine answers into model updates.
+
+Every engine call runs as a Task on the thread pool and every job is followed by a WatchWorker
+thread; this object only ever runs on the GUI thread, reacting to their signals. Widgets never
+talk to the engine directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoStack
+
+from desktop.client import connection, rpc
+from desktop.client.connection import Engine, EngineOptions
+from desktop.client.errors import StudioError
+from desktop.client.workers import Task, WatchWorker
+from desktop.model.document import ClipInfo, Document, WorkClip
+from desktop.model.jobs import STATES, JobInfo, JobList
+from desktop.model.recipe import Recipe
+from desktop.settings import StudioSettings
+from protos.recast.v1 import engine_pb2 as pb
+
+_KIND = {pb.JOB_KIND_MASK: "mask", pb.JOB_KIND_RENDER: "render"}
+
+
+class Controller(QObject):
+    message = Signal(str)  # status-bar text
+    error = Signal(str)  # a readable problem (the window shows it; never a traceback)
+    engineState = Signal(str, str)  # "connecting" / "connected" / "loading" / "disconnected", detail
+    engineInfo = Signal(object)  # pb.EngineInfo, after connecting and on every poll
+    masksLoaded = Signal(int)  # version now shown
+    maskSaved = Signal(int)  # new PAINTED version
+    exported = Signal(str)  # path written
+    clipOpened = Signal(str)  # path
+    framesDone = Signal()
+
+    def __init__(self, doc: Document, jobs: JobList, recipe: Recipe, settings: StudioSettings,
+                 options: EngineOptions) -> None:
+        super().__init__()
+        self.doc, self.jobs, self.recipe, self.settings, self.options = doc, jobs, recipe, settings, options
+        self.undo = QUndoStack(self)
+        self.engine: Engine | None = None
+        self.state = "disconnected"
+        self._watchers: dict[str, WatchWorker] = {}
+        self._clips: dict[str, tuple[str, int]] = {}  # engine clip id → (asset id, start frame)
+        self._targets: dict[tuple[str, float], str] = {}  # (path, mtime) → asset id
+        self._connecting = False
+        self._closing = False
+        self._pending_open: Path | None = None
+        self.finished_render = ""  # newest finished render of the open clip (export uses it)
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(2000)
+        self.poll_timer.timeout.connect(self.poll)
+        doc.masks.versionsChanged.connect(self._masks_replaced)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _run(self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None] | None = None,
+             item: Callable[[Any], None] | None = None, failed: Callable[[str], None] | None = None) -> Task:
+        task = Task(fn, *args, streaming=item is not None)
+        if done:
+            task.done.connect(done)
+        if item:
+            task.item.connect(item)
+        task.failed.connect(failed or self.error.emit)
+        return task.start()
+
+    def _stub(self):  # noqa: ANN202 - used from worker threads; raises a readable error when offline
+        if self.engine is None:
+            raise StudioError("Not connected to the engine (Engine ▸ Reconnect).")
+        return self.engine.stub
+
+    def _need_engine(self) -> bool:
+        if self.engine is None:
+            self.error.emit("Not connected to the engine yet (Engine ▸ Reconnect).")
+            return False
+        return True
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state = state
+        self.engineState.emit(state, detail)
+
+    # --- connection --------------------------------------------------------------------------------
+
+    def connect_engine(self, allow_start: bool | None = None) -> None:
+        """Find the user's daemon or start one; then re-attach to its running jobs."""
+        if self._connecting:
+            return
+        self._connecting = True
+        opts = EngineOptions(**{**self.options.__dict__})
+        if allow_start is not None:
+            opts.start_if_missing = allow_start
+        self._set_state("connecting", "looking for the engine…")
+        log = opts.runtime_dir.parent / "recast-studio-engine.log" if opts.runtime_dir.parent.is_dir() else None
+        self._run(connection.connect, opts, log, done=self._connected, failed=self._connect_failed)
+
+    def _connected(self, engine: Engine) -> None:
+        self._connecting = False
+        if self._closing:
+            engine.close(stop_daemon=True)
+            return
+        old, self.engine = self.engine, engine
+        if old is not None and old is not engine:
+            old.channel.close()
+        self._show_info(engine.info)
+        self.poll_timer.start()
+        self.reattach()
+        if self._pending_open is not None:
+            path, self._pending_open = self._pending_open, None
+            self.open_clip(path)
+
+    def _connect_failed(self, message: str) -> None:
+        self._connecting = False
+        self._set_state("disconnected", message)
+        self.error.emit(message)
+
+    def _show_info(self, info: pb.EngineInfo) -> None:
+        model = next((m.name for m in info.models if m.active), "?")
+        where = "started by the studio" if self.engine and self.engine.started_by_us else "running"
+        detail = f"engine {info.version} on {info.device}, model {Path(model).name}, {where}"
+        if info.queued_jobs:
+            detail += f", {info.queued_jobs} queued"
+        self._set_state("connected" if info.pipeline_ready else "loading", detail)
+        self.engineInfo.emit(info)
+
+    def poll(self) -> None:
+        """Engine status every few seconds; a lost engine is looked for again (never spawned twice)."""
+        if self.engine is None or self._connecting:
+            return
+        stub = self.engine.stub
+        self._run(lambda: stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=3),
+                  done=self._show_info, failed=self._poll_failed)
+
+    def _poll_failed(self, message: str) -> None:
+        if self.state != "disconnected":
+            self._set_state("disconnected", message)
+        ours = self.engine is not None and self.engine.started_by_us and self.engine.process.poll() is None
+        if not ours:
+            self.connect_engine(allow_start=False)
+
+    def reattach(self) -> None:
+        """Follow every queued or running job the engine has (e.g. after the studio restarted)."""
+        def fetch() -> list[tuple[pb.Job, str, int]]:
+            stub = self._stub()
+            out = []
+            for job in rpc.active_jobs(stub):
+                clip = stub.GetClip(pb.GetClipRequest(clip_id=job.clip_id), timeout=10)
+                out.append((job, clip.asset_id, clip.start_frame))
+            return out
+
+        def done(found: list[tuple[pb.Job, str, int]]) -> None:
+            for job, asset_id, start in found:
+                self._clips[job.clip_id] = (asset_id, start)
+                self._follow(job)
+            if found:
+                self.message.emit(f"Re-attached to {len(found)} running job(s).")
+
+        self._run(fetch, done=done)
+
+    def shutdown(self) -> None:
+        """Stop following jobs (they keep running) and stop the daemon if we started it."""
+        self._closing = True
+        self.poll_timer.stop()
+        for w in list(self._watchers.values()):
+            w.stop()
+        for w in list(self._watchers.values()):
+            w.wait(3000)
+        self._watchers.clear()
+        if self.engine is not None:
+            self.engine.close(stop_daemon=True)
+            self.engine = None
+
+    # --- clips -------------------------------------------------------------------------------------
+
+    def open_clip(self, path: str | Path) -> None:
+        if self.engine is None and self._connecting:
+            self._pending_open = Path(path)  # opened as soon as the engine answers
+            return
+        if not self._need_engine():
+            return
+        path = Path(path)
+        if not path.is_file():
+            self.error.emit(f"File not found: {path}")
+            return
+        self.message.emit(f"Opening {path.name}…")
+
+        def work() -> tuple[pb.Asset, pb.Clip]:
+            stub = self._stub()
+            asset = rpc.import_or_upload(stub, path)
+            if asset.kind != pb.ASSET_KIND_VIDEO:
+                raise StudioError(f"{path.name} is an image; open a video clip (images go to the target well).")
+            return asset, rpc.create_clip(stub, asset.asset_id)
+
+        def done(result: tuple[pb.Asset, pb.Clip]) -> None:
+            asset, clip = result
+            self._clips[clip.clip_id] = (asset.asset_id, 0)
+            self.undo.clear()
+            self.finished_render = ""
+            self.doc.set_clip(ClipInfo(path.resolve(), asset.asset_id, clip.clip_id, clip.frame_count,
+                                       clip.width, clip.height, clip.fps or 24.0))
+            self.settings.add_recent(path)
+            self.clipOpened.emit(str(path))
+            self.message.emit(f"Opened {path.name}: {clip.frame_count} frames, {clip.width}×{clip.height}")
+            self._load_frames(clip.clip_id)
+            self._restore_work(asset.asset_id)
+
+        self._run(work, done=done)
+
+    def _load_frames(self, clip_id: str) -> None:
+        doc, stub = self.doc, self._stub()
+        expected = doc.clip
+
+        def item(payload: tuple) -> None:
+            if doc.clip is expected:
+                doc.set_frame(*payload)
+
+        self._run(lambda emit: rpc.stream_frames(stub, clip_id, lambda *a: emit(a)),
+                  item=item, done=lambda _r: self.framesDone.emit())
+
+    def _restore_work(self, asset_id: str) -> None:
+        """Pick up earlier work on this asset: the newest range with masks, and its newest finished
+        render (e.g. after the studio was restarted while the engine kept the results)."""
+        doc = self.doc
+
+        def find() -> tuple[WorkClip, str] | None:
+            stub = self._stub()
+            jobs = stub.ListJobs(pb.ListJobsRequest(states=[pb.JOB_STATE_SUCCEEDED], limit=200), timeout=10).jobs
+            clips: dict[str, pb.Clip] = {}
+            work, render = None, ""
+            for job in jobs:  # newest first
+                if job.clip_id not in clips:
+                    clips[job.clip_id] = stub.GetClip(pb.GetClipRequest(clip_id=job.clip_id), timeout=10)
+                clip = clips[job.clip_id]
+                if clip.asset_id != asset_id:
+                    continue
+                if work is None:
+                    work = WorkClip(clip.clip_id, clip.start_frame, clip.end_frame)
+                if work.clip_id == clip.clip_id and job.kind == pb.JOB_KIND_RENDER and not render:
+                    render = job.job_id
+            return (work, render) if work else None
+
+        def done(found: tuple[WorkClip, str] | None) -> None:
+            if found is None or doc.clip is None or doc.clip.asset_id != asset_id:
+                return
+            work, render = found
+            self._clips[work.clip_id] = (asset_id, work.start)
+            doc.set_work(work)
+            doc.set_range(work.start, work.end - 1)
+            self.load_masks(0)
+            if render:
+                self.load_results(render)
+
+        self._run(find, done=done, failed=lambda _m: None)
+
+    def load_results(self, job_id: str) -> None:
+        """Show a finished render's frames (and make it the one File ▸ Export writes)."""
+        work, stub = self.doc.work, self._stub()
+
+        def done(frames: dict) -> None:
+            if self.doc.work != work:
+                return
+            self.doc.begin_result(job_id)
+            for i, rgb in sorted(frames.items()):
+                self.doc.set_result(work.start + i, rgb)
+            self.doc.result_job_done = True
+            self.finished_render = job_id
+
+        self._run(lambda: rpc.result_frames(stub, job_id), done=done)
+
+    def _work_clip(self) -> WorkClip:
+        """(worker thread) The engine clip for the marked range, made once per range."""
+        doc = self.doc
+        start, end = doc.range()
+        if doc.work and (doc.work.start, doc.work.end) == (start, end):
+            return doc.work
+        clip = rpc.create_clip(self._stub(), doc.clip.asset_id, start, end)
+        return WorkClip(clip.clip_id, start, end)
+
+    def _target_asset(self) -> str:
+        """(worker thread) The target image in the engine's store, imported once per file version."""
+        path = Path(self.recipe.target_path)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        if key not in self._targets:
+            asset = rpc.import_or_upload(self._stub(), path)
+            if asset.kind != pb.ASSET_KIND_IMAGE:
+                raise StudioError(f"The target {path.name} is not an image.")
+            self._targets[key] = asset.asset_id
+        return self._targets[key]
+
+    def _ready_for_job(self) -> bool:
+        if not self._need_engine():
+            return False
+        if self.doc.clip is None:
+            self.error.emit("Open a clip first.")
+            return False
+        problems = self.recipe.problems()
+        if problems:
+            self.error.emit(" ".join(problems))
+            return False
+        return True
+
+    def _use_work(self, work: WorkClip) -> None:
+        if self.doc.work != work:
+            self.doc.set_work(work)
+            self._clips[work.clip_id] = (self.doc.clip.asset_id, work.start)
+            if self.doc.masks.clip_id != work.clip_id:
+                self.doc.masks.reset()
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    def compute_masks(self) -> None:
+        if not self._ready_for_job():
+            return
+        r = self.recipe
+
+        def submit() -> tuple[WorkClip, pb.Job]:
+            work = self._work_clip()
+            req = pb.CreateMaskJobRequest(clip_id=work.clip_id, source_prompt=r.source_prompt,
+                                          target_prompt=r.target_prompt, target_asset_id=self._target_asset(),
+                                          settings=r.settings())
+            return work, self._stub().CreateMaskJob(req, timeout=30)
+
+        def done(result: tuple[WorkClip, pb.Job]) -> None:
+            work, job = result
+            self._use_work(work)
+            self._follow(job)
+            self.message.emit(f"Computing masks for frames {work.start}–{work.end - 1}…")
+
+        self._run(submit, done=done)
+
+    def render(self) -> None:
+        if not self._ready_for_job():
+            return
+        r, masks = self.recipe, self.doc.masks
+        if masks.dirty:
+            self.message.emit("Unsaved mask corrections are not used: save them first (Ctrl+S).")
+
+        def submit() -> tuple[WorkClip, pb.Job]:
+            work = self._work_clip()
+            version = masks.version if masks.clip_id == work.clip_id else 0
+            req = pb.CreateRenderJobRequest(clip_id=work.clip_id, source_prompt=r.source_prompt,
+                                            target_prompt=r.target_prompt, target_asset_id=self._target_asset(),
+                                            settings=r.settings(), mask_version=version)
+            return work, self._stub().CreateRenderJob(req, timeout=30)
+
+        def done(result: tuple[WorkClip, pb.Job]) -> None:
+            work, job = result
+            self._use_work(work)
+            self._follow(job)
+            self.message.emit(f"Render queued for frames {work.start}–{work.end - 1}.")
+
+        self._run(submit, done=done)
+
+    def cancel(self, job_id: str) -> None:
+        if not self._need_engine():
+            return
+        stub = self.engine.stub
+        self._run(lambda: stub.CancelJob(pb.CancelJobRequest(job_id=job_id), timeout=10),
+                  done=lambda job: self.message.emit(f"Cancel sent ({STATES.get(job.state, '?')})."))
+
+    def _follow(self, job: pb.Job) -> None:
+        info = self.jobs.add(JobInfo(job.job_id, _KIND.get(job.kind, "?"), job.clip_id,
+                                     state=STATES.get(job.state, "queued"), position=job.queue_position))
+        if job.job_id in self._watchers or info.done:
+            return
+        engine = self.engine
+        w = WatchWorker(lambda: engine.stub, job.job_id)
+        w.event.connect(self._on_event)
+        w.lost.connect(self._on_lost)
+        w.ended.connect(self._on_watch_ended)
+        self._watchers[job.job_id] = w
+        w.start()
+
+    def _on_watch_ended(self, job_id: str) -> None:
+        w = self._watchers.pop(job_id, None)
+        if w is not None:
+            w.wait(1000)
+            w.deleteLater()
+
+    def _on_lost(self, job_id: str, message: str) -> None:
+        self.message.emit(f"Lost the engine while following a job; retrying… ({message})")
+
+    def _doc_frame(self, clip_id: str, index: int) -> int | None:
+        """Asset frame of a job's clip frame, if that clip belongs to the open document."""
+        asset_id, start = self._clips.get(clip_id, ("", 0))
+        if self.doc.clip is None or asset_id != self.doc.clip.asset_id:
+            return None
+        return start + index
+
+    def _on_event(self, job_id: str, ev: pb.JobEvent, images: dict) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        kind = ev.WhichOneof("event")
+        ch: dict[str, Any] = {"last_seq": ev.seq}
+        if kind == "queued":
+            ch.update(state="queued", position=ev.queued.position)
+        elif kind == "started":
+            ch.update(state="running", started=time.monotonic())
+            if job.kind == "render" and self._doc_frame(job.clip_id, 0) is not None:
+                self.doc.begin_result(job_id)
+        elif kind == "progress":
+            p = ev.progress
+            ch.update(state="running", stage=p.stage, step=p.step, total=p.total, eta=p.eta_seconds)
+        elif kind == "preview" and "image" in images:
+            f = self._doc_frame(job.clip_id, ev.preview.frame_index)
+            if f is not None and self.doc.result_job_id == job_id:
+                self.doc.set_preview(f, images["image"])
+        elif kind == "result_frame":
+            ch["frames_done"] = job.frames_done + 1
+            f = self._doc_frame(job.clip_id, ev.result_frame.frame_index)
+            if f is not None and "image" in images and self.doc.result_job_id == job_id:
+                self.doc.set_result(f, images["image"])
+        elif kind == "finished":
+            ch.update(state="finished", step=job.total)
+            self._finished(job, ev.finished)
+        elif kind == "failed":
+            ch.update(state="failed", error=ev.failed.message)
+            self.error.emit(f"The {job.kind} job failed: {ev.failed.message}")
+        elif kind == "cancelled":
+            ch.update(state="cancelled")
+        elif kind == "interrupted":
+            ch.update(state="interrupted", error=ev.interrupted.reason)
+        self.jobs.update(job_id, **ch)
+
+    def _finished(self, job: JobInfo, fin: pb.FinishedEvent) -> None:
+        mine = self._doc_frame(job.clip_id, 0) is not None
+        if job.kind == "mask":
+            self.message.emit(f"Masks ready: version {fin.mask_version}.")
+            if mine and self.doc.work and self.doc.work.clip_id == job.clip_id:
+                self.load_masks(fin.mask_version)
+        elif job.kind == "render":
+            self.message.emit(f"Render finished: {fin.frame_count} frames in {fin.wall_seconds:.1f} s.")
+            if mine:
+                self.finished_render = job.job_id
+                if self.doc.result_job_id == job.job_id:
+                    self.doc.result_job_done = True
+
+    # --- masks -------------------------------------------------------------------------------------
+
+    def load_masks(self, version: int = 0) -> None:
+        """Fetch the work clip's versions and one version's masks (0 = newest)."""
+        if not self._need_engine() or self.doc.work is None:
+            return
+        work, store = self.doc.work, self.doc.masks
+
+        def fetch() -> tuple[list, int, dict]:
+            stub = self._stub()
+            versions = rpc.mask_versions(stub, work.clip_id)
+            v = version or (versions[-1].version if versions else 0)
+            return versions, v, (rpc.masks(stub, work.clip_id, v, work.start) if v else {})
+
+        def done(result: tuple[list, int, dict]) -> None:
+            versions, v, frames = result
+            if self.doc.work != work:
+                return
+            store.set_versions(work.clip_id, work.start, versions)
+            store.load_version(v, frames)
+            self.masksLoaded.emit(v)
+
+        self._run(fetch, done=done)
+
+    def save_masks(self, note: str = "") -> None:
+        store = self.doc.masks
+        if not self._need_engine():
+            return
+        if not store.dirty:
+            self.message.emit("No mask corrections to save.")
+            return
+        clip_id, base, frames = store.clip_id, store.version, store.dirty_frames()
+        note = note or f"painted {len(frames)} frame(s)"
+
+        def done(v: Any) -> None:
+            self.message.emit(f"Saved corrections as mask version {v.version}.")
+            self.maskSaved.emit(v.version)
+            self.load_masks(v.version)
+
+        self._run(lambda: rpc.save_masks(self._stub(), clip_id, base, frames, note), done=done)
+
+    def _masks_replaced(self) -> None:
+        if not self.doc.masks.dirty:
+            self.undo.clear()  # history belongs to the version it was painted on
+
+    # --- export ------------------------------------------------------------------------------------
+
+    def export(self, path: str | Path, fmt: str = "mp4") -> None:
+        if not self._need_engine():
+            return
+        job_id = self.finished_render
+        if not job_id:
+            self.error.emit("Nothing to export yet: render the range first and wait for it to finish.")
+            return
+        stub = self.engine.stub
+
+        def done(resp: pb.ExportResponse) -> None:
+            self.message.emit(f"Exported {resp.frame_count} frames to {resp.path}.")
+            self.exported.emit(resp.path)
+
+        self._run(lambda: rpc.export(stub, job_id, Path(path), fmt), done=done)

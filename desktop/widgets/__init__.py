@@ -1,0 +1,1 @@
+"""Views of the model; each observes model signals and sends user intent up as signals."""

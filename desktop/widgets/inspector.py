@@ -1,0 +1,174 @@
+"""The inspector: prompts, target image, model, parameters (defaults and tooltips) and seed.
+
+Built from desktop.model.params, bound both ways to the Recipe: widget edits update the recipe,
+recipe changes (e.g. restored settings) update the widgets.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.model.params import PARAMS, Param
+from desktop.model.recipe import Recipe
+from desktop.widgets.target_well import TargetWell
+
+
+class Inspector(QWidget):
+    computeMasks = Signal()
+    render = Signal()
+
+    def __init__(self, recipe: Recipe, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.recipe = recipe
+        self.editors: dict[str, QWidget] = {}
+        self._syncing = False
+        lay = QVBoxLayout(self)
+
+        prompts = QFormLayout()
+        self.source_prompt = QLineEdit(objectName="source-prompt")
+        self.source_prompt.setPlaceholderText("a red circle on a striped navy background")
+        self.source_prompt.setToolTip("Describe the object to replace and its surroundings, as it is in the clip.")
+        self.target_prompt = QLineEdit(objectName="target-prompt")
+        self.target_prompt.setPlaceholderText("a blue star on a striped navy background")
+        self.target_prompt.setToolTip("Describe the result: the new object in the same surroundings.")
+        prompts.addRow("Source", self.source_prompt)
+        prompts.addRow("Target", self.target_prompt)
+        lay.addLayout(prompts)
+
+        self.target = TargetWell()
+        lay.addWidget(self.target)
+
+        form = QFormLayout()
+        self.model = QComboBox(objectName="model")
+        self.model.setToolTip("The model the engine has loaded. Start the engine with --model to use another.")
+        form.addRow("Model", self.model)
+        seed_row = QHBoxLayout()
+        self.seed = QSpinBox(objectName="seed")
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Same seed, same settings, same result. Change it for a different variation.")
+        dice = QPushButton("Random")
+        dice.setToolTip("A random seed")
+        dice.setFixedWidth(70)
+        dice.clicked.connect(lambda: self.seed.setValue(random.randrange(0, 2**31 - 1)))
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(dice)
+        form.addRow("Seed", seed_row)
+        for p in PARAMS:
+            if not p.advanced:
+                form.addRow(p.label, self._editor(p))
+        lay.addLayout(form)
+
+        adv = QGroupBox("Advanced", checkable=True, checked=False)
+        adv_form = QFormLayout()
+        adv_inner = QWidget()
+        adv_inner.setLayout(adv_form)
+        for p in PARAMS:
+            if p.advanced:
+                adv_form.addRow(p.label, self._editor(p))
+        box = QVBoxLayout(adv)
+        box.addWidget(adv_inner)
+        adv_inner.setVisible(False)
+        adv.toggled.connect(adv_inner.setVisible)
+        lay.addWidget(adv)
+
+        reset = QPushButton("Reset parameters to defaults")
+        reset.clicked.connect(self.reset_defaults)
+        lay.addWidget(reset)
+        buttons = QHBoxLayout()
+        self.masks_button = QPushButton("Compute masks", objectName="compute-masks")
+        self.masks_button.setToolTip("Ask the engine for masks of the in/out range (Ctrl+M)")
+        self.render_button = QPushButton("Render", objectName="render")
+        self.render_button.setToolTip("Render the in/out range with the current masks (Ctrl+R)")
+        self.masks_button.clicked.connect(self.computeMasks)
+        self.render_button.clicked.connect(self.render)
+        buttons.addWidget(self.masks_button)
+        buttons.addWidget(self.render_button)
+        lay.addLayout(buttons)
+        lay.addStretch(1)
+
+        self.source_prompt.textChanged.connect(lambda t: self._push(source_prompt=t))
+        self.target_prompt.textChanged.connect(lambda t: self._push(target_prompt=t))
+        self.seed.valueChanged.connect(lambda v: self._push(seed=int(v)))
+        self.model.currentTextChanged.connect(lambda t: self._push(model=t))
+        self.target.chosen.connect(lambda p: self._push(target_path=Path(p)))
+        recipe.changed.connect(self.sync_from_recipe)
+        self.sync_from_recipe()
+
+    def _editor(self, p: Param) -> QWidget:
+        tip = f"{p.tooltip}\nDefault: {p.default}"
+        if p.kind == "bool":
+            w: Any = QCheckBox()
+            w.toggled.connect(lambda v, n=p.name: self._push(**{n: bool(v)}))
+        elif p.kind == "choice":
+            w = QComboBox()
+            w.addItems(list(p.choices))
+            w.currentTextChanged.connect(lambda v, n=p.name: self._push(**{n: v}))
+        elif p.kind == "int":
+            w = QSpinBox()
+            w.setRange(int(p.minimum), int(p.maximum))
+            w.valueChanged.connect(lambda v, n=p.name: self._push(**{n: int(v)}))
+        else:
+            w = QDoubleSpinBox()
+            decimals = max(2, len(f"{p.step:g}".split(".")[-1]) if "." in f"{p.step:g}" else 2)
+            w.setDecimals(6 if p.step < 1e-3 else decimals)
+            w.setRange(p.minimum, p.maximum)
+            w.setSingleStep(p.step)
+            w.valueChanged.connect(lambda v, n=p.name: self._push(**{n: float(v)}))
+        w.setObjectName(f"param-{p.name}")
+        w.setToolTip(tip)
+        self.editors[p.name] = w
+        return w
+
+    def _push(self, **changes: Any) -> None:
+        if not self._syncing:
+            self.recipe.update(**changes)
+
+    def sync_from_recipe(self) -> None:
+        r = self.recipe
+        self._syncing = True
+        try:
+            if self.source_prompt.text() != r.source_prompt:
+                self.source_prompt.setText(r.source_prompt)
+            if self.target_prompt.text() != r.target_prompt:
+                self.target_prompt.setText(r.target_prompt)
+            self.seed.setValue(r.seed)
+            for name, w in self.editors.items():
+                v = r.values[name]
+                if isinstance(w, QCheckBox):
+                    w.setChecked(bool(v))
+                elif isinstance(w, QComboBox):
+                    w.setCurrentText(str(v))
+                else:
+                    w.setValue(v)
+            self.target.show_path(r.target_path)
+        finally:
+            self._syncing = False
+
+    def reset_defaults(self) -> None:
+        self.recipe.update(**{p.name: p.default for p in PARAMS})
+
+    def set_models(self, names: list[str], active: str) -> None:
+        if [self.model.itemText(i) for i in range(self.model.count())] == names:
+            return
+        self._syncing = True
+        self.model.clear()
+        self.model.addItems(names)
+        self.model.setCurrentText(active)
+        self._syncing = False
