@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RECAST_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="recast-test-cache-"))
 
 from pathlib import Path  # noqa: E402
 
