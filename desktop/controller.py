@@ -402,19 +402,17 @@ class Controller(QObject):
             ch.update(state="queued", position=ev.queued.position)
         elif kind == "started":
             ch.update(state="running", started=time.monotonic())
-            if job.kind == "render" and self._doc_frame(job.clip_id, 0) is not None:
-                self.doc.begin_result(job_id)
         elif kind == "progress":
             p = ev.progress
             ch.update(state="running", stage=p.stage, step=p.step, total=p.total, eta=p.eta_seconds)
         elif kind == "preview" and "image" in images:
             f = self._doc_frame(job.clip_id, ev.preview.frame_index)
-            if f is not None and self.doc.result_job_id == job_id:
+            if f is not None and self._show_render(job_id):
                 self.doc.set_preview(f, images["image"])
         elif kind == "result_frame":
             ch["frames_done"] = job.frames_done + 1
             f = self._doc_frame(job.clip_id, ev.result_frame.frame_index)
-            if f is not None and "image" in images and self.doc.result_job_id == job_id:
+            if f is not None and "image" in images and self._show_render(job_id):
                 self.doc.set_result(f, images["image"])
         elif kind == "finished":
             ch.update(state="finished", step=job.total)
@@ -422,11 +420,25 @@ class Controller(QObject):
         elif kind == "failed":
             ch.update(state="failed", error=ev.failed.message)
             self.error.emit(f"The {job.kind} job failed: {ev.failed.message}")
+            self._render_gone(job_id)
         elif kind == "cancelled":
             ch.update(state="cancelled")
+            self._render_gone(job_id)
         elif kind == "interrupted":
             ch.update(state="interrupted", error=ev.interrupted.reason)
+            self._render_gone(job_id)
         self.jobs.update(job_id, **ch)
+
+    def _show_render(self, job_id: str) -> bool:
+        """A render's frames replace the shown ones from its first picture on (not when it is
+        queued or starts), so a render cancelled early leaves the last good result on screen."""
+        if self.doc.result_job_id != job_id:
+            self.doc.begin_result(job_id)
+        return True
+
+    def _render_gone(self, job_id: str) -> None:
+        if self.doc.result_job_id == job_id and self.finished_render and self.finished_render != job_id:
+            self.load_results(self.finished_render)
 
     def _finished(self, job: JobInfo, fin: pb.FinishedEvent) -> None:
         mine = self._doc_frame(job.clip_id, 0) is not None

@@ -1,0 +1,128 @@
+"""Recast Studio's model layer: plain objects and signals, no widgets, no engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from PySide6.QtGui import QUndoStack
+
+from desktop.client.errors import StudioError, friendly
+from desktop.model.document import ClipInfo, Document
+from desktop.model.jobs import JobInfo, JobList
+from desktop.model.masks import MaskVersionInfo
+from desktop.model.params import PARAMS, defaults, to_settings
+from desktop.model.recipe import Recipe
+from desktop.shortcuts import SHORTCUTS, conflicts
+from desktop.undo import PaintStroke
+from protos.recast.v1 import engine_pb2 as pb
+
+
+def _doc(n: int = 10) -> Document:
+    d = Document()
+    d.set_clip(ClipInfo(Path("/x/clip.mp4"), "a" * 64, "c1", n, 64, 48, 24.0))
+    return d
+
+
+def test_range_and_playhead_clamp_and_follow_nle_rules(qapp):
+    d = _doc(10)
+    seen = []
+    d.rangeChanged.connect(lambda a, b: seen.append((a, b)))
+    assert (d.in_point, d.out_point, d.range()) == (0, 9, (0, 10))
+    d.set_playhead(42)
+    assert d.playhead == 9
+    d.set_playhead(3)
+    d.set_in()
+    d.set_playhead(6)
+    d.set_out()
+    assert d.range() == (3, 7) and seen[-1] == (3, 6)
+    d.set_playhead(8)
+    d.set_in()  # in after out: the out point moves along
+    assert (d.in_point, d.out_point) == (8, 8)
+    d.set_playhead(2)
+    d.set_out()  # out before in: the in point moves back
+    assert (d.in_point, d.out_point) == (2, 2)
+    d.step(-5)
+    assert d.playhead == 0
+
+
+def test_paint_stroke_is_one_undo_step_and_tracks_dirty_frames(qapp):
+    d = _doc(4)
+    store = d.masks
+    store.set_versions("w1", 1, [MaskVersionInfo(1, "auto", 0, "", 3)])
+    store.load_version(1, {i: np.zeros((48, 64), np.uint8) for i in (1, 2, 3)})
+    stack = QUndoStack()
+    before = store.mask(2).copy()
+    store.mask(2)[10:20, 5:15] = 255  # what the viewer does while the button is down
+    cmd = PaintStroke(store, 2, before, store.mask(2).copy(), "Paint")
+    assert (cmd.y0, cmd.x0, cmd.before.shape) == (10, 5, (10, 10))
+    stack.push(cmd)
+    assert store.dirty == {2} and store.dirty_frames().keys() == {1}  # clip frame = asset frame - start
+    stack.undo()
+    assert not store.mask(2).any() and not store.dirty
+    stack.redo()
+    assert store.mask(2)[15, 10] == 255 and store.dirty == {2}
+    assert stack.count() == 1
+
+
+def test_params_send_only_what_changed(qapp):
+    s = to_settings(defaults(), seed=7)
+    assert s.seed == 7 and not s.HasField("steps") and s.mask_method == pb.MASK_METHOD_UNSPECIFIED
+    values = {**defaults(), "steps": 3, "mask_method": "otsu", "latent_correction": False, "feather": 0.02}
+    s = to_settings(values, seed=0)
+    assert (s.steps, s.mask_method, s.latent_correction) == (3, pb.MASK_METHOD_OTSU, False)
+    assert abs(s.feather - 0.02) < 1e-6 and not s.HasField("guidance_scale")
+    fields = set(pb.EditSettings.DESCRIPTOR.fields_by_name)
+    assert all(p.name in fields for p in PARAMS) and all(p.tooltip for p in PARAMS)
+
+
+def test_recipe_names_what_is_missing(qapp, tmp_path):
+    r = Recipe()
+    assert len(r.problems()) == 3
+    img = tmp_path / "t.png"
+    img.write_bytes(b"x")
+    r.update(source_prompt="a red circle", target_prompt="a blue star", target_path=img, steps=3)
+    assert r.problems() == [] and r.settings().steps == 3
+    with pytest.raises(KeyError):
+        r.update(nonsense=1)
+
+
+def test_shortcut_table_has_the_conventions_and_no_conflicts():
+    keys = {k: s.action for s in SHORTCUTS for k in s.keys}
+    for k in ("Space", "J", "K", "L", "Left", "Right", "I", "O", "B", "E", "[", "]", "Ctrl+Z", "Ctrl+Shift+Z"):
+        assert k in keys, k
+    assert conflicts() == []
+
+
+def test_job_progress_text(qapp):
+    jobs = JobList()
+    changed = []
+    jobs.jobChanged.connect(changed.append)
+    j = jobs.add(JobInfo("j1", "render", "c1", position=2))
+    assert j.describe() == "queued — 2 ahead"
+    jobs.update("j1", state="running", stage="generate", step=2, total=4, eta=3.2)
+    assert j.describe() == "generate 2/4, about 3 s left" and j.fraction == 0.5 and changed == ["j1"]
+    jobs.update("j1", state="failed", error="settings.steps: must be at least 1")
+    assert j.done and "settings.steps" in j.describe() and jobs.active() == []
+
+
+class _Rpc(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str):
+        self._c, self._d = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._c
+
+    def details(self) -> str:
+        return self._d
+
+
+def test_errors_read_as_sentences():
+    msg = friendly(_Rpc(grpc.StatusCode.INVALID_ARGUMENT, "target_prompt: must not be empty"))
+    assert msg == "target_prompt: must not be empty"
+    assert "not reachable" in friendly(_Rpc(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"))
+    assert "limits" in friendly(_Rpc(grpc.StatusCode.RESOURCE_EXHAUSTED, "size_bytes: over 1 GiB"))
+    assert friendly(StudioError("Open a clip first.")) == "Open a clip first."
+    assert "Traceback" not in friendly(FileNotFoundError(2, "No such file", "/nope.mp4"))
