@@ -1,0 +1,332 @@
+"""`RecastClient`: a small synchronous SDK over the recast.v1 gRPC contract (DESIGN.md §7).
+
+Why synchronous: host scripts (conform tools, render-farm hooks, the JSON bridge) run one edit at a
+time and want plain calls and a `for event in client.watch(job)` loop. Every failed call raises a
+typed `plugin_bridge.errors` exception; nothing from grpc leaks out. Watch streams re-attach with
+`from_seq` after a dropped connection, so a caller never misses an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from plugin_bridge import discovery
+from plugin_bridge.discovery import Endpoint
+from plugin_bridge.errors import (
+    BridgeError,
+    Cancelled,
+    DaemonNotFound,
+    FailedPrecondition,
+    InvalidArgument,
+    JobInterrupted,
+    Unavailable,
+    error_for_code,
+    from_rpc_error,
+)
+from plugin_bridge.settings import settings_message
+from protos.recast.v1 import engine_pb2 as pb
+from protos.recast.v1 import engine_pb2_grpc as pb_grpc
+
+CHUNK = 1 << 20  # the contract's upload chunk limit
+MESSAGE_BYTES = 64 << 20
+TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+EXPORT_FORMATS = {"mp4": pb.EXPORT_FORMAT_MP4, "png": pb.EXPORT_FORMAT_PNG_SEQUENCE}
+
+
+def _rpc(fn: Callable, *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
+class RecastClient:
+    """One channel to one daemon. Use `RecastClient.connect()` to find (or start) the user's daemon."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 60.0):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {endpoint.token}"),) if endpoint.token else ()
+        self.channel = grpc.insecure_channel(
+            endpoint.target,
+            options=[
+                ("grpc.max_receive_message_length", MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MESSAGE_BYTES),
+            ],
+        )
+        self.stub = pb_grpc.EngineStub(self.channel)
+
+    # --- connecting -----------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        socket: str | os.PathLike | None = None,
+        address: str | None = None,
+        token_file: str | os.PathLike | None = None,
+        start: bool = False,
+        model: str | None = None,
+        wait: float = 5.0,
+        ready_timeout: float = 180.0,
+    ) -> RecastClient:
+        """The first discovered daemon that answers; with `start`, spawn one if none does.
+
+        Returns once the daemon's pipeline is loaded. `model`: the model a started daemon loads;
+        a running daemon serving another model is refused (FAILED_PRECONDITION), since a daemon
+        serves exactly one model.
+        """
+        tried = []
+        for endpoint in discovery.candidates(socket, address, token_file):
+            client = cls(endpoint)
+            if client._ready(min(wait, 2.0) if len(tried) else wait):
+                client.wait_pipeline(ready_timeout)
+                client.check_model(model)
+                return client
+            client.close()
+            tried.append(f"{endpoint.target} ({endpoint.source})")
+        if start and not address:
+            _, endpoint = discovery.start_daemon(model=model, socket=socket, timeout=ready_timeout)
+            client = cls(endpoint)
+            if client._ready(wait):
+                client.wait_pipeline(ready_timeout)
+                client.check_model(model)
+                return client
+            client.close()
+            tried.append(f"{endpoint.target} (started)")
+        raise DaemonNotFound(
+            "no recast engine daemon answered at " + ", ".join(tried)
+            + "; start one with `recast-engine serve` (or let the bridge start it)"
+        )
+
+    def _ready(self, timeout: float) -> bool:
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        try:
+            self.info()
+        except Unavailable:
+            return False
+        return True
+
+    def wait_pipeline(self, timeout: float = 180.0) -> pb.EngineInfo:
+        """Block until the daemon's models are loaded (health `pipeline` SERVING)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.info()
+            if info.pipeline_ready:
+                return info
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the daemon's pipeline did not load in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def check_model(self, model: str | None) -> None:
+        if not model:
+            return
+        active = [m.name for m in self.info().models if m.active]
+        if active and os.path.abspath(active[0]) != os.path.abspath(model) and active[0] != model:
+            raise FailedPrecondition(
+                f"model: the running daemon serves {active[0]!r}, not {model!r}; stop it "
+                "(or start `recast-engine serve --model ...` yourself) to use another model"
+            )
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> RecastClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- info ---------------------------------------------------------------------------------
+
+    def info(self) -> pb.EngineInfo:
+        return _rpc(self.stub.GetEngineInfo, pb.GetEngineInfoRequest(), timeout=10, metadata=self._metadata)
+
+    # --- assets and clips -----------------------------------------------------------------------
+
+    def upload(self, path: str | os.PathLike, chunk_size: int = CHUNK) -> pb.Asset:
+        """Stream a file in ≤ 1 MiB chunks with its sha256 (works with a remote daemon too)."""
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidArgument(f"path: {p} does not exist or is not a file")
+        digest = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+        header = pb.UploadHeader(filename=p.name, size_bytes=p.stat().st_size, sha256=digest.hexdigest())
+
+        def requests() -> Iterator[pb.UploadAssetRequest]:
+            yield pb.UploadAssetRequest(header=header)
+            with open(p, "rb") as f:
+                for block in iter(lambda: f.read(min(chunk_size, CHUNK)), b""):
+                    yield pb.UploadAssetRequest(chunk=block)
+
+        return _rpc(self.stub.UploadAsset, requests(), timeout=max(self.timeout, 600), metadata=self._metadata)
+
+    def import_file(self, path: str | os.PathLike) -> pb.Asset:
+        """Let a local daemon copy the file itself (no bytes through the socket)."""
+        return _rpc(
+            self.stub.ImportAsset,
+            pb.ImportAssetRequest(path=str(Path(path).absolute())),
+            timeout=max(self.timeout, 600),
+            metadata=self._metadata,
+        )
+
+    def add_media(self, path: str | os.PathLike) -> pb.Asset:
+        """Import when the daemon is on this machine, upload otherwise."""
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidArgument(f"path: {p} does not exist or is not a file")
+        return self.import_file(p) if self.endpoint.is_local else self.upload(p)
+
+    def get_asset(self, asset_id: str) -> pb.Asset:
+        return _rpc(self.stub.GetAsset, pb.GetAssetRequest(asset_id=asset_id), timeout=self.timeout,
+                    metadata=self._metadata)
+
+    def create_clip(self, asset_id: str, start_frame: int = 0, end_frame: int = 0) -> pb.Clip:
+        """Frames [start_frame, end_frame) of an asset; end 0 = to the end."""
+        if start_frame < 0 or end_frame < 0:
+            raise InvalidArgument("start_frame: frame numbers must not be negative")
+        req = pb.CreateClipRequest(asset_id=asset_id, start_frame=start_frame, end_frame=end_frame)
+        return _rpc(self.stub.CreateClip, req, timeout=self.timeout, metadata=self._metadata)
+
+    def get_clip(self, clip_id: str) -> pb.Clip:
+        return _rpc(self.stub.GetClip, pb.GetClipRequest(clip_id=clip_id), timeout=self.timeout,
+                    metadata=self._metadata)
+
+    def clip_frames(self, clip_id: str, start: int = 0, end: int = 0, max_size: int = 0) -> list[pb.FrameImage]:
+        req = pb.GetClipFramesRequest(clip_id=clip_id, start=start, end=end, max_size=max_size)
+        return _rpc(lambda: list(self.stub.GetClipFrames(req, timeout=self.timeout, metadata=self._metadata)))
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def create_mask_job(
+        self, clip_id: str, source_prompt: str, target_prompt: str, target_asset_id: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> pb.Job:
+        req = pb.CreateMaskJobRequest(
+            clip_id=clip_id, source_prompt=source_prompt, target_prompt=target_prompt,
+            target_asset_id=target_asset_id, settings=settings_message(settings),
+        )
+        return _rpc(self.stub.CreateMaskJob, req, timeout=self.timeout, metadata=self._metadata)
+
+    def create_render_job(
+        self, clip_id: str, source_prompt: str, target_prompt: str, target_asset_id: str,
+        settings: Mapping[str, Any] | None = None, mask_version: int = 0, use_latest_masks: bool = False,
+    ) -> pb.Job:
+        req = pb.CreateRenderJobRequest(
+            clip_id=clip_id, source_prompt=source_prompt, target_prompt=target_prompt,
+            target_asset_id=target_asset_id, settings=settings_message(settings),
+            mask_version=mask_version, use_latest_masks=use_latest_masks,
+        )
+        return _rpc(self.stub.CreateRenderJob, req, timeout=self.timeout, metadata=self._metadata)
+
+    def get_job(self, job_id: str) -> pb.Job:
+        return _rpc(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout=self.timeout,
+                    metadata=self._metadata)
+
+    def cancel(self, job_id: str) -> pb.Job:
+        """Idempotent; a running job stops within one denoising step (watch for `cancelled`)."""
+        return _rpc(self.stub.CancelJob, pb.CancelJobRequest(job_id=job_id), timeout=self.timeout,
+                    metadata=self._metadata)
+
+    def resume(self, job_id: str) -> pb.Job:
+        return _rpc(self.stub.ResumeJob, pb.ResumeJobRequest(job_id=job_id), timeout=self.timeout,
+                    metadata=self._metadata)
+
+    def watch(
+        self, job_id: str, from_seq: int = 0, previews: bool = False, result_images: bool = False,
+        reconnect_seconds: float = 30.0,
+    ) -> Iterator[pb.JobEvent]:
+        """Every event of a job from `from_seq` until its terminal event.
+
+        A dropped stream (daemon restart, flaky socket) re-attaches at last seq + 1 for up to
+        `reconnect_seconds`, so the caller sees each event exactly once.
+        """
+        next_seq = max(1, from_seq)
+        lost_since: float | None = None
+        while True:
+            req = pb.WatchRequest(job_id=job_id, from_seq=next_seq, skip_previews=not previews,
+                                  skip_result_images=not result_images)
+            try:
+                for event in self.stub.Watch(req, metadata=self._metadata):
+                    lost_since = None
+                    next_seq = event.seq + 1
+                    yield event
+                    if event.WhichOneof("event") in TERMINAL:
+                        return
+                return  # the daemon ended the stream: the job was already over
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                if not isinstance(err, Unavailable):
+                    raise err from None
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > reconnect_seconds:
+                    raise err from None
+                time.sleep(0.5)
+
+    def wait(
+        self, job_id: str, on_event: Callable[[pb.JobEvent], None] | None = None, previews: bool = False
+    ) -> pb.Job:
+        """Follow a job to its end; raises the typed error of a failed, cancelled or interrupted job."""
+        last: pb.JobEvent | None = None
+        for event in self.watch(job_id, previews=previews):
+            last = event
+            if on_event is not None:
+                on_event(event)
+        kind = last.WhichOneof("event") if last is not None else None
+        if kind == "failed":
+            raise error_for_code(last.failed.code, last.failed.message)
+        if kind == "cancelled":
+            raise Cancelled(f"job {job_id} was cancelled")
+        if kind == "interrupted":
+            raise JobInterrupted(f"job {job_id} was interrupted ({last.interrupted.reason}); resume it")
+        job = self.get_job(job_id)
+        if job.state != pb.JOB_STATE_SUCCEEDED:
+            raise BridgeError(f"job {job_id} ended as {pb.JobState.Name(job.state)}: {job.error}")
+        return job
+
+    def result_frames(self, job_id: str, start: int = 0, end: int = 0) -> list[pb.ResultFrame]:
+        req = pb.GetResultFramesRequest(job_id=job_id, start=start, end=end)
+        return _rpc(lambda: list(self.stub.GetResultFrames(req, timeout=max(self.timeout, 300),
+                                                           metadata=self._metadata)))
+
+    # --- masks --------------------------------------------------------------------------------
+
+    def mask_versions(self, clip_id: str) -> list[pb.MaskVersion]:
+        reply = _rpc(self.stub.ListMaskVersions, pb.ListMaskVersionsRequest(clip_id=clip_id),
+                     timeout=self.timeout, metadata=self._metadata)
+        return list(reply.versions)
+
+    def masks(self, clip_id: str, version: int = 0) -> list[pb.MaskFrame]:
+        req = pb.GetMasksRequest(clip_id=clip_id, version=version)
+        return _rpc(lambda: list(self.stub.GetMasks(req, timeout=max(self.timeout, 300), metadata=self._metadata)))
+
+    def save_masks(
+        self, clip_id: str, base_version: int, frames: Mapping[int, bytes], note: str = ""
+    ) -> pb.MaskVersion:
+        """Painted corrections (grey PNG bytes per frame index) as a new version on `base_version`."""
+        req = pb.SaveMaskVersionRequest(
+            clip_id=clip_id, base_version=base_version, note=note,
+            frames=[pb.MaskFrame(frame_index=i, mask=pb.Image(encoding=pb.Image.ENCODING_PNG, data=data))
+                    for i, data in sorted(frames.items())],
+        )
+        return _rpc(self.stub.SaveMaskVersion, req, timeout=self.timeout, metadata=self._metadata)
+
+    # --- export -------------------------------------------------------------------------------
+
+    def export(self, job_id: str, path: str | os.PathLike, fmt: str = "mp4", fps: float = 0.0) -> pb.ExportResponse:
+        """Write a finished render to a NEW path: an MP4 file or a folder of PNGs (frame_000000.png …)."""
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidArgument(f"format: {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+        req = pb.ExportRequest(job_id=job_id, format=EXPORT_FORMATS[fmt], path=str(Path(path).absolute()), fps=fps)
+        return _rpc(self.stub.Export, req, timeout=max(self.timeout, 600), metadata=self._metadata)

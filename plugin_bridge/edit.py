@@ -1,0 +1,168 @@
+"""One edit of a frame range of a media file, from file paths to edited media in a new folder.
+
+Why one module: the JSON bridge, the OTIO conform and (through the JSON bridge) the Blender add-on
+all do the same thing — hand the daemon the source and the target image, render exactly the frames
+asked for, and write the result beside the source in a folder that did not exist before. Keeping it
+in one place keeps the "never write over anything" rule in one place too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plugin_bridge.client import EXPORT_FORMATS, RecastClient
+from plugin_bridge.errors import Cancelled, InvalidArgument
+from protos.recast.v1 import engine_pb2 as pb
+
+EDITS_FOLDER = "recast_edits"
+
+
+@dataclass
+class EditSpec:
+    """What to edit: frames [start_frame, end_frame) of `source` (end 0 = to the end)."""
+
+    source: Path
+    target_image: Path
+    source_prompt: str
+    target_prompt: str
+    start_frame: int = 0
+    end_frame: int = 0
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    output_format: str = "png"  # "png" (a folder of frame_000000.png …) or "mp4"
+    output_dir: Path | None = None  # a new folder; default <source folder>/recast_edits/<stem>_<start>-<end>
+    name: str = ""  # shown in folder names and sidecars (a timeline clip's name)
+    source_asset_id: str = ""  # the source already imported (skips a second copy into the daemon)
+
+
+@dataclass
+class EditResult:
+    job_id: str
+    clip_id: str
+    folder: str  # the new folder holding everything the edit wrote
+    media: str  # the PNG folder or the MP4 file inside it
+    format: str
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    start_frame: int
+    end_frame: int
+    files: list[str]  # PNG file names (png format) or [mp4 name]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_spec(spec: EditSpec) -> None:
+    """Cheap local checks, so a typo is reported before anything is copied into the daemon."""
+    for name, path in (("source", spec.source), ("target_image", spec.target_image)):
+        if not Path(path).is_file():
+            raise InvalidArgument(f"{name}: {path} does not exist or is not a file")
+    for name in ("source_prompt", "target_prompt"):
+        if not str(getattr(spec, name) or "").strip():
+            raise InvalidArgument(f"{name}: must not be empty")
+    if spec.start_frame < 0 or spec.end_frame < 0 or (spec.end_frame and spec.end_frame <= spec.start_frame):
+        raise InvalidArgument(
+            f"start_frame: [{spec.start_frame}, {spec.end_frame}) is not a frame range (end exclusive, 0 = to the end)"
+        )
+    if spec.output_format not in EXPORT_FORMATS:
+        raise InvalidArgument(f"output.format: {spec.output_format!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    if spec.output_dir is not None:
+        out = Path(spec.output_dir)
+        if os.path.lexists(out):
+            raise InvalidArgument(f"output.path: {out} exists; the bridge only writes into new folders")
+        if not out.parent.is_dir():
+            raise InvalidArgument(f"output.path: folder {out.parent} does not exist")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "clip"
+
+
+def new_folder(spec: EditSpec, start: int, end: int) -> Path:
+    """Create (exclusively) the folder the edit writes into; never an existing one."""
+    if spec.output_dir is not None:
+        out = Path(spec.output_dir).absolute()
+        out.mkdir()  # FileExistsError if it appeared meanwhile: nothing is overwritten
+        return out
+    base = Path(spec.source).absolute().parent / EDITS_FOLDER
+    base.mkdir(exist_ok=True)
+    stem = _slug(spec.name or Path(spec.source).stem)
+    for n in range(1, 10000):
+        candidate = base / (f"{stem}_{start}-{end}" + (f"_{n}" if n > 1 else ""))
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise InvalidArgument(f"output.path: too many edits of {stem} in {base}")
+
+
+def run_edit(
+    client: RecastClient,
+    spec: EditSpec,
+    on_event: Callable[[pb.JobEvent], None] | None = None,
+    on_job: Callable[[pb.Job], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> EditResult:
+    """Import source and target, render the clip, export into a new folder, write a sidecar.
+
+    `on_job` gets the queued job at once (so a host can cancel it); `cancel`, if set before the
+    job exists, cancels it as soon as it does.
+    """
+    check_spec(spec)
+    source = client.get_asset(spec.source_asset_id) if spec.source_asset_id else client.add_media(spec.source)
+    if source.kind not in (pb.ASSET_KIND_VIDEO, pb.ASSET_KIND_IMAGE):
+        raise InvalidArgument(f"source: {spec.source} is not a video or an image")
+    clip = client.create_clip(source.asset_id, spec.start_frame, spec.end_frame)
+    target = client.add_media(spec.target_image)
+    if target.kind != pb.ASSET_KIND_IMAGE:
+        raise InvalidArgument(f"target_image: {spec.target_image} is not an image (PNG or JPEG)")
+    job = client.create_render_job(clip.clip_id, spec.source_prompt, spec.target_prompt, target.asset_id,
+                                   spec.settings)
+    if on_job is not None:
+        on_job(job)
+    if cancel is not None and cancel.is_set():
+        client.cancel(job.job_id)
+    client.wait(job.job_id, on_event=on_event)
+    if cancel is not None and cancel.is_set():  # finished in the same instant the host cancelled
+        raise Cancelled(f"job {job.job_id} was cancelled")
+
+    folder = new_folder(spec, clip.start_frame, clip.end_frame)
+    try:
+        if spec.output_format == "png":
+            media = folder / "frames"
+        else:
+            media = folder / f"{_slug(spec.name or Path(spec.source).stem)}_recast.mp4"
+        exported = client.export(job.job_id, media, spec.output_format, fps=clip.fps)
+    except BaseException:
+        try:
+            folder.rmdir()  # only if still empty
+        except OSError:
+            pass
+        raise
+    files = sorted(os.listdir(media)) if spec.output_format == "png" else [media.name]
+    result = EditResult(
+        job_id=job.job_id, clip_id=clip.clip_id, folder=str(folder), media=exported.path, format=spec.output_format,
+        frame_count=exported.frame_count, fps=clip.fps, width=clip.width, height=clip.height,
+        start_frame=clip.start_frame, end_frame=clip.end_frame, files=files,
+    )
+    sidecar = {
+        "recast_edit": 1,
+        "source": str(Path(spec.source).absolute()),
+        "target_image": str(Path(spec.target_image).absolute()),
+        "source_prompt": spec.source_prompt,
+        "target_prompt": spec.target_prompt,
+        "settings": dict(spec.settings),
+        **result.to_dict(),
+    }
+    with open(folder / "recast.json", "x") as f:
+        json.dump(sidecar, f, indent=2)
+    return result
