@@ -1,0 +1,33 @@
+"""The `shapes` model's sizes (a `ModelSpec`), kept beside the code that trains it.
+
+64×64 pixels → 16×16×4 latents. The UNet stays small so a 16-frame edit runs in seconds on a CPU;
+cross-attention lives at 8×8 and 4×4 only (self-attention at 16×16 doubled the step time in the
+trial). The vision encoder sees the full 64×64 frame in 4-pixel patches (the trial's 8-pixel
+patches left it blind to shape), and is trained with shape/colour classification heads besides the
+contrastive loss so the image embedding must carry the target's shape.
+"""
+
+from __future__ import annotations
+
+from engine.model_factory import ModelSpec
+
+SHAPES = ModelSpec(
+    image_size=64,
+    vae_channels=(16, 32, 64),
+    latent_channels=4,
+    unet_channels=(32, 64, 128),
+    unet_down=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    unet_up=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    unet_heads=2,
+    layers_per_block=1,
+    norm_groups=8,
+    text_hidden=64,
+    text_layers=2,
+    text_max_length=16,
+    vision_hidden=64,
+    vision_layers=4,
+    vision_patch=4,
+    vision_image_size=64,
+    projection_dim=32,
+    prediction_type="v_prediction",
+)
