@@ -50,6 +50,7 @@ class Controller(QObject):
         self._clips: dict[str, tuple[str, int]] = {}  # engine clip id → (asset id, start frame)
         self._targets: dict[tuple[str, float], str] = {}  # (path, mtime) → asset id
         self._connecting = False
+        self._quiet = False
         self._closing = False
         self._pending_open: Path | None = None
         self.finished_render = ""  # newest finished render of the open clip (export uses it)
@@ -87,11 +88,12 @@ class Controller(QObject):
 
     # --- connection --------------------------------------------------------------------------------
 
-    def connect_engine(self, allow_start: bool | None = None) -> None:
+    def connect_engine(self, allow_start: bool | None = None, quiet: bool = False) -> None:
         """Find the user's daemon or start one; then re-attach to its running jobs."""
         if self._connecting:
             return
         self._connecting = True
+        self._quiet = quiet
         opts = EngineOptions(**{**self.options.__dict__})
         if allow_start is not None:
             opts.start_if_missing = allow_start
@@ -107,6 +109,8 @@ class Controller(QObject):
         old, self.engine = self.engine, engine
         if old is not None and old is not engine:
             old.channel.close()
+            if old.process is not None and engine.process is None and old.process.pid == engine.info.pid:
+                engine.process = old.process  # still ours to stop on exit
         self._show_info(engine.info)
         self.poll_timer.start()
         self.reattach()
@@ -117,7 +121,8 @@ class Controller(QObject):
     def _connect_failed(self, message: str) -> None:
         self._connecting = False
         self._set_state("disconnected", message)
-        self.error.emit(message)
+        if not self._quiet:
+            self.error.emit(message)
 
     def _show_info(self, info: pb.EngineInfo) -> None:
         model = next((m.name for m in info.models if m.active), "?")
@@ -134,14 +139,23 @@ class Controller(QObject):
             return
         stub = self.engine.stub
         self._run(lambda: stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=3),
-                  done=self._show_info, failed=self._poll_failed)
+                  done=self._polled, failed=self._poll_failed)
+
+    def _polled(self, info: pb.EngineInfo) -> None:
+        was = self.state
+        if self.engine is not None:
+            self.engine.info = info  # the channel reconnects by itself, maybe to a restarted daemon
+        self._show_info(info)
+        if was == "disconnected":
+            self.message.emit("Engine connection restored.")
+            self.reattach()
 
     def _poll_failed(self, message: str) -> None:
         if self.state != "disconnected":
             self._set_state("disconnected", message)
         ours = self.engine is not None and self.engine.started_by_us and self.engine.process.poll() is None
-        if not ours:
-            self.connect_engine(allow_start=False)
+        if not ours:  # look for the user's daemon again (a restarted one), quietly; never spawn here
+            self.connect_engine(allow_start=False, quiet=True)
 
     def reattach(self) -> None:
         """Follow every queued or running job the engine has (e.g. after the studio restarted)."""
@@ -368,8 +382,7 @@ class Controller(QObject):
                                      state=STATES.get(job.state, "queued"), position=job.queue_position))
         if job.job_id in self._watchers or info.done:
             return
-        engine = self.engine
-        w = WatchWorker(lambda: engine.stub, job.job_id)
+        w = WatchWorker(self._stub, job.job_id)  # the current engine on every re-attach
         w.event.connect(self._on_event)
         w.lost.connect(self._on_lost)
         w.ended.connect(self._on_watch_ended)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -98,7 +99,12 @@ class MainWindow(QMainWindow):
 
         self.inspector = Inspector(self.recipe)
         self.jobs_panel = JobsPanel(self.jobs)
-        for title, widget, name in (("Inspector", self.inspector, "inspector"), ("Jobs", self.jobs_panel, "jobs")):
+        scroll = QScrollArea()
+        scroll.setWidget(self.inspector)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.inspector.sizeHint().width() + 16)
+        for title, widget, name in (("Inspector", scroll, "inspector"), ("Jobs", self.jobs_panel, "jobs")):
             dock = QDockWidget(title, self, objectName=f"dock-{name}")
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable

@@ -29,9 +29,18 @@ pytestmark = pytest.mark.timeout(240)
 FAST = {"steps": 3, "tune_steps": 1, "window": 4, "overlap": 1, "preview_every": 1, "guidance_scale": 2.0}
 
 
+class NiceDaemon(DaemonProcess):
+    """The daemon one notch below the studio in CPU priority, as a desktop would run a background
+    engine: on a shared 2-core box the GUI lateness test then measures our GUI thread, not the
+    kernel's choice between two busy processes."""
+
+    def command(self) -> list[str]:
+        return ["nice", "-n", "10", *super().command()]
+
+
 @pytest.fixture(scope="module")
 def daemon(tiny_model_dir):
-    d = DaemonProcess(short_tmp(), tiny_model_dir, extra=["--threads", "1"])
+    d = NiceDaemon(short_tmp(), tiny_model_dir, extra=["--threads", "1"])
     d.start()
     yield d
     d.cleanup()
@@ -56,6 +65,8 @@ def make_window(qtbot, tmp_path: Path, daemon: DaemonProcess, **opts) -> MainWin
     win = MainWindow(settings, options)
     qtbot.addWidget(win)
     win.show()
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)  # window shortcuts need the active window
     win.controller.connect_engine()
     qtbot.waitUntil(lambda: win.controller.state in ("connected", "loading"), timeout=20000)
     return win
@@ -208,6 +219,7 @@ def test_gui_thread_never_blocks_during_a_render(qtbot, tmp_path, daemon, media)
     open_clip(qtbot, win, clip)
     fill_recipe(qtbot, win, target)
     key(win, "3")  # result view: every arriving frame is drawn
+    win.inspector.editors["steps"].setValue(5)  # a longer render: more previews and progress to draw
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -227,7 +239,43 @@ def test_gui_thread_never_blocks_during_a_render(qtbot, tmp_path, daemon, media)
     n = win.doc.out_point - win.doc.in_point + 1  # the range of the earlier session may be restored
     assert len(win.doc.results) == n and job.frames_done == n
     lateness = max(gaps) - 0.010
-    print(f"render watched for {sum(gaps):.1f} s; worst timer lateness {lateness * 1000:.0f} ms")
+    slow = sorted(gaps)[-5:]
+    print(f"render watched for {sum(gaps):.1f} s; worst timer lateness {lateness * 1000:.0f} ms; {slow}")
     assert len(gaps) > 20
     assert lateness < 0.100, f"GUI thread blocked for {lateness * 1000:.0f} ms"
+    win.close()
+
+
+def test_a_restarted_studio_reattaches_to_running_jobs(qtbot, tmp_path, daemon, media):
+    clip, target = media
+    first = make_window(qtbot, tmp_path, daemon)
+    open_clip(qtbot, first, clip)
+    fill_recipe(qtbot, first, target)
+    first.inspector.editors["steps"].setValue(6)
+    qtbot.mouseClick(first.inspector.render_button, Qt.MouseButton.LeftButton)
+    job = wait_job(qtbot, first, "render", 1, states=("queued", "running"), timeout=20000)
+    first.close()  # the studio quits; it did not start the engine, so the job runs on
+
+    second = make_window(qtbot, tmp_path, daemon)
+    qtbot.waitUntil(lambda: second.jobs.get(job.job_id) is not None, timeout=20000)
+    assert job.job_id in second.jobs_panel.rows
+    qtbot.waitUntil(lambda: second.jobs.get(job.job_id).state == "finished", timeout=90000)
+    # opening the clip again brings back its range, masks and that render's frames
+    open_clip(qtbot, second, clip)
+    qtbot.waitUntil(lambda: second.controller.finished_render == job.job_id, timeout=20000)
+    n = second.doc.out_point - second.doc.in_point + 1
+    assert len(second.doc.results) == n
+    second.close()
+
+
+def test_reconnects_when_the_engine_comes_back(qtbot, tmp_path, daemon):
+    win = make_window(qtbot, tmp_path, daemon)
+    win.controller.poll_timer.setInterval(200)
+    first_pid = win.controller.engine.info.pid
+    daemon.terminate()
+    qtbot.waitUntil(lambda: win.controller.state == "disconnected", timeout=20000)
+    assert "disconnected" in win.engine_label.text() and not win.banner.isVisible()  # no error spam
+    daemon.start()
+    qtbot.waitUntil(lambda: win.controller.state in ("connected", "loading"), timeout=60000)
+    assert win.controller.engine.info.pid != first_pid
     win.close()

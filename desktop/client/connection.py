@@ -41,6 +41,7 @@ class EngineOptions:
     start_if_missing: bool = True
     start_timeout: float = 90.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    serve_args: list[str] = field(default_factory=list)  # more `serve` flags, e.g. ["--threads", "2"]
 
 
 @dataclass
@@ -114,7 +115,7 @@ def serve_command(options: EngineOptions) -> list[str]:
     cmd += ["serve", "--runtime-dir", str(options.runtime_dir)]
     if options.model:
         cmd += ["--model", options.model]
-    return cmd
+    return cmd + list(options.serve_args)
 
 
 def start_daemon(options: EngineOptions, log_path: Path | None = None) -> Engine:

@@ -8,7 +8,6 @@ waits on the network or on PNG decoding.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -96,45 +95,38 @@ class WatchWorker(QThread):
                     self._call = call
                 if self._stop.is_set():
                     call.cancel()
-                terminal = False
                 for ev in call:
                     backoff = 0.2
                     self.next_seq = ev.seq + 1
-                    kind = ev.WhichOneof("event")
-                    self.event.emit(self.job_id, ev, self._images(ev, kind))
-                    terminal = kind in ("finished", "failed", "cancelled", "interrupted")
-                if terminal or self._stop.is_set():
-                    break
-                # the stream ended without a terminal event (job already over): nothing more will come
-                break
+                    self.event.emit(self.job_id, ev, self._images(ev, ev.WhichOneof("event")))
+                break  # the stream ends after the job's terminal event
             except grpc.RpcError as exc:
                 if self._stop.is_set() or exc.code() == grpc.StatusCode.CANCELLED:
                     break
+                self.lost.emit(self.job_id, friendly(exc))
                 if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    self.lost.emit(self.job_id, friendly(exc))
                     break
+            except Exception as exc:  # no engine right now (closed channel, reconnecting): try again
                 self.lost.emit(self.job_id, friendly(exc))
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # a bad image must not kill the thread silently
-                self.lost.emit(self.job_id, friendly(exc))
-                break
             finally:
                 with self._lock:
                     self._call = None
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
         self.ended.emit(self.job_id)
 
     @staticmethod
     def _images(ev: pb.JobEvent, kind: str | None) -> dict[str, Any]:
-        t0 = time.perf_counter()
         out: dict[str, Any] = {}
-        if kind == "preview" and ev.preview.image.data:
-            out["image"] = decode_png(ev.preview.image.data)
-        elif kind == "result_frame":
-            rf = ev.result_frame
-            if rf.image.data:
-                out["image"] = decode_png(rf.image.data)
-            if rf.mask.data:
-                out["mask"] = decode_png(rf.mask.data, grey=True)
-        out["decode_s"] = time.perf_counter() - t0
+        try:
+            if kind == "preview" and ev.preview.image.data:
+                out["image"] = decode_png(ev.preview.image.data)
+            elif kind == "result_frame":
+                rf = ev.result_frame
+                if rf.image.data:
+                    out["image"] = decode_png(rf.image.data)
+                if rf.mask.data:
+                    out["mask"] = decode_png(rf.mask.data, grey=True)
+        except ValueError as exc:  # one bad picture: the event still counts, without its image
+            out = {"error": str(exc)}
         return out

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
 from desktop.model.masks import MaskStore
 from desktop.widgets.viewer import MAX_BRUSH, MIN_BRUSH, MODES, Viewer
@@ -21,17 +30,17 @@ class MaskTools(QWidget):
 
         self.modes = QButtonGroup(self)
         for i, mode in enumerate(MODES):
-            b = QPushButton(mode.capitalize(), checkable=True, objectName=f"mode-{mode}")
+            b = QToolButton(text=mode.capitalize(), checkable=True, objectName=f"mode-{mode}")
             b.setToolTip(f"View: {mode} ({i + 1})")
             self.modes.addButton(b, i)
             lay.addWidget(b)
         self.modes.idClicked.connect(lambda i: viewer.set_mode(MODES[i]))
-        lay.addSpacing(12)
+        lay.addSpacing(8)
 
         self.tools = QButtonGroup(self)
-        self.brush = QPushButton("Brush", checkable=True, objectName="tool-brush")
+        self.brush = QToolButton(text="Brush", checkable=True, objectName="tool-brush")
         self.brush.setToolTip("Paint the mask (B)")
-        self.eraser = QPushButton("Eraser", checkable=True, objectName="tool-eraser")
+        self.eraser = QToolButton(text="Eraser", checkable=True, objectName="tool-eraser")
         self.eraser.setToolTip("Erase from the mask (E)")
         self.tools.addButton(self.brush)
         self.tools.addButton(self.eraser)
@@ -54,15 +63,15 @@ class MaskTools(QWidget):
         self.opacity.setToolTip("Opacity of the mask overlay")
         self.opacity.valueChanged.connect(lambda v: viewer.set_opacity(v / 100))
         lay.addWidget(self.opacity)
-        lay.addSpacing(12)
+        lay.addSpacing(8)
 
         lay.addWidget(QLabel("Masks"))
         self.versions = QComboBox(objectName="mask-versions")
-        self.versions.setMinimumContentsLength(14)
+        self.versions.setMinimumContentsLength(10)
         self.versions.setToolTip("Mask versions of the range (painted corrections are new versions)")
         self.versions.activated.connect(self._chosen)
         lay.addWidget(self.versions)
-        self.save = QPushButton("Save masks", objectName="save-masks")
+        self.save = QToolButton(text="Save masks", objectName="save-masks")
         self.save.setToolTip("Save painted corrections as a new mask version (Ctrl+S)")
         self.save.clicked.connect(self.saveRequested)
         self.save.setEnabled(False)
