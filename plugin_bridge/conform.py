@@ -278,6 +278,16 @@ def edited_reference(media: str, fmt: str, like_url: str, duration: Any) -> Any:
     return otio.schema.ExternalReference(target_url=path_to_url(Path(media), like_url), available_range=available)
 
 
+def _fresh_identity(clip: Any) -> None:
+    """Drop adapter metadata that names the *source* media (an EDL reel, FCP ids) from a relinked clip."""
+    for key, fields in (("cmx_3600", ("reel", "comments")), ("fcp_xml", ("@id",))):
+        md = clip.metadata.get(key)
+        if md is not None:
+            for f in fields:
+                if f in md:
+                    del md[f]
+
+
 def build_timeline(
     timeline: otio.schema.Timeline, sel: Selection, reference: Any, replace: bool = False,
     track_name: str = "Recast", metadata: Mapping[str, Any] | None = None,
@@ -295,6 +305,7 @@ def build_timeline(
     old_start = sel.source.start_time
     for marker in edited.markers:  # markers live in media time: move them with the relink
         marker.marked_range = ot.TimeRange(marker.marked_range.start_time - old_start, marker.marked_range.duration)
+    _fresh_identity(edited)
     edited.metadata["recast"] = dict(metadata or {})
 
     if replace:
