@@ -26,6 +26,8 @@ from desktop.settings import StudioSettings
 from protos.recast.v1 import engine_pb2 as pb
 
 _KIND = {pb.JOB_KIND_MASK: "mask", pb.JOB_KIND_RENDER: "render"}
+_ENDED = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
+_HISTORY = 8  # finished jobs listed in the job panel after (re)connecting
 
 
 class Controller(QObject):
@@ -54,6 +56,7 @@ class Controller(QObject):
         self._closing = False
         self._pending_open: Path | None = None
         self.finished_render = ""  # newest finished render of the open clip (export uses it)
+        self.jobs_listed = False  # the engine's jobs were listed after the last connect
         self.poll_timer = QTimer(self)
         self.poll_timer.setInterval(2000)
         self.poll_timer.timeout.connect(self.poll)
@@ -113,6 +116,7 @@ class Controller(QObject):
                 engine.process = old.process  # still ours to stop on exit
         self._show_info(engine.info)
         self.poll_timer.start()
+        self.jobs_listed = False
         self.reattach()
         if self._pending_open is not None:
             path, self._pending_open = self._pending_open, None
@@ -158,21 +162,28 @@ class Controller(QObject):
             self.connect_engine(allow_start=False, quiet=True)
 
     def reattach(self) -> None:
-        """Follow every queued or running job the engine has (e.g. after the studio restarted)."""
+        """Follow every queued or running job the engine has (e.g. after the studio restarted), and
+        list the most recent finished ones as history."""
         def fetch() -> list[tuple[pb.Job, str, int]]:
             stub = self._stub()
+            recent = list(stub.ListJobs(pb.ListJobsRequest(limit=_HISTORY), timeout=10).jobs)
+            seen = {j.job_id for j in recent}
+            jobs = recent + [j for j in rpc.active_jobs(stub) if j.job_id not in seen]
             out = []
-            for job in rpc.active_jobs(stub):
+            for job in jobs:
                 clip = stub.GetClip(pb.GetClipRequest(clip_id=job.clip_id), timeout=10)
                 out.append((job, clip.asset_id, clip.start_frame))
-            return out
+            return sorted(out, key=lambda t: t[0].created_unix_ms)
 
         def done(found: list[tuple[pb.Job, str, int]]) -> None:
+            self.jobs_listed = True
+            running = 0
             for job, asset_id, start in found:
                 self._clips[job.clip_id] = (asset_id, start)
                 self._follow(job)
-            if found:
-                self.message.emit(f"Re-attached to {len(found)} running job(s).")
+                running += job.state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
+            if running:
+                self.message.emit(f"Re-attached to {running} running job(s).")
 
         self._run(fetch, done=done)
 
@@ -378,8 +389,12 @@ class Controller(QObject):
                   done=lambda job: self.message.emit(f"Cancel sent ({STATES.get(job.state, '?')})."))
 
     def _follow(self, job: pb.Job) -> None:
+        p = job.last_progress
         info = self.jobs.add(JobInfo(job.job_id, _KIND.get(job.kind, "?"), job.clip_id,
-                                     state=STATES.get(job.state, "queued"), position=job.queue_position))
+                                     state=STATES.get(job.state, "queued"), position=job.queue_position,
+                                     stage=p.stage, step=p.step, total=p.total, eta=p.eta_seconds,
+                                     error=job.error,
+                                     frames_done=job.result_frames if job.state in _ENDED else 0))
         if job.job_id in self._watchers or info.done:
             return
         w = WatchWorker(self._stub, job.job_id)  # the current engine on every re-attach

@@ -69,6 +69,8 @@ def make_window(qtbot, tmp_path: Path, daemon: DaemonProcess, **opts) -> MainWin
     qtbot.waitUntil(win.isActiveWindow, timeout=5000)  # window shortcuts need the active window
     win.controller.connect_engine()
     qtbot.waitUntil(lambda: win.controller.state in ("connected", "loading"), timeout=20000)
+    qtbot.waitUntil(lambda: win.controller.jobs_listed, timeout=20000)  # history and running jobs
+    win.history = set(win.jobs.jobs)
     return win
 
 
@@ -107,12 +109,12 @@ def open_clip(qtbot, win: MainWindow, clip: Path) -> None:
 
 
 def wait_job(qtbot, win: MainWindow, kind: str, n: int, states=("finished",), timeout: int = 90000):
-    def ready() -> bool:
-        jobs = [j for j in win.jobs.jobs.values() if j.kind == kind]
-        return len(jobs) >= n and jobs[n - 1].state in states
+    """The n-th job of `kind` this window submitted (history listed on connect does not count)."""
+    def mine() -> list:
+        return [j for j in win.jobs.jobs.values() if j.kind == kind and j.job_id not in win.history]
 
-    qtbot.waitUntil(ready, timeout=timeout)
-    return [j for j in win.jobs.jobs.values() if j.kind == kind][n - 1]
+    qtbot.waitUntil(lambda: len(mine()) >= n and mine()[n - 1].state in states, timeout=timeout)
+    return mine()[n - 1]
 
 
 def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media):
@@ -186,8 +188,7 @@ def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media):
     # a second render: cancel it from its row in the job panel
     win.inspector.editors["steps"].setValue(40)
     qtbot.mouseClick(win.inspector.render_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len([j for j in win.jobs.jobs.values() if j.kind == "render"]) == 2, timeout=20000)
-    second = [j for j in win.jobs.jobs.values() if j.kind == "render"][1]
+    second = wait_job(qtbot, win, "render", 2, states=("queued", "running"), timeout=20000)
     cancel = win.jobs_panel.rows[second.job_id].cancel
     assert cancel.isEnabled()
     qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
