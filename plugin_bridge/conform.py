@@ -210,14 +210,18 @@ def path_to_url(path: Path, like: str) -> str:
     return Path(path).absolute().as_uri() if like.startswith("file:") else str(Path(path).absolute())
 
 
-def source_media(sel: Selection, timeline_path: Path) -> Path:
+def source_media(sel: Selection, timeline_path: Path, override: str | os.PathLike | None = None) -> Path:
+    """The selected clip's media file: `override` (for EDLs that name only a reel), else its reference."""
     otio = _otio()
     ref = sel.clip.media_reference
-    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+    if override:
+        path = Path(override)
+    elif isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         path = url_to_path(ref.target_url, timeline_path.parent)
     else:
         kind = type(ref).__name__ if ref is not None else "no media"
-        raise InvalidArgument(f"clip: {sel.clip.name!r} has {kind}, not a media file (ExternalReference) to edit")
+        raise InvalidArgument(f"clip: {sel.clip.name!r} has {kind}, not a media file (ExternalReference) to edit; "
+                              "give its file with --source-media")
     if not path.is_file():
         raise InvalidArgument(f"clip: media of {sel.clip.name!r} is missing: {path}")
     return path
@@ -433,6 +437,7 @@ def conform(
     media_start: str | None = None,
     track_name: str = "Recast",
     on_event: Callable | None = None,
+    source_media_path: str | os.PathLike | None = None,
 ) -> ConformResult:
     from plugin_bridge.edit import EditSpec, run_edit
 
@@ -441,12 +446,12 @@ def conform(
     timeline = read_timeline(tl_path, rate)
     sel = select_clip(timeline, clip, mark_in, mark_out)
     _check_effects(sel.clip)
-    media = source_media(sel, tl_path)
+    media = source_media(sel, tl_path, source_media_path)
     check_out_path(out, [tl_path, media])
     if media_format == "png" and adapter_name(out) not in ("otio_json", "otioz", "otiod"):
         raise InvalidArgument("media: PNG sequences only travel in .otio timelines; use --media mp4 for "
                               f"{out.suffix} files")
-    like = sel.clip.media_reference.target_url
+    like = getattr(sel.clip.media_reference, "target_url", "") or ""
     # Fail fast: the output timeline must be writable before we spend minutes rendering.
     placeholder = edited_reference(str(media.parent / "placeholder.mp4"), media_format, like, sel.source.duration)
     serialize(build_timeline(timeline, sel, placeholder, replace, track_name), out)
@@ -502,6 +507,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, help="frame rate of an EDL (EDLs do not store it; default 24)")
     parser.add_argument("--media-start", metavar="TC",
                         help="timecode of the source media's first frame, when the timeline does not carry it")
+    parser.add_argument("--source-media", help="media file of the selected clip, when the timeline names only a "
+                        "reel (EDLs without FROM CLIP comments)")
     parser.add_argument("--track-name", default="Recast", help="name of the new track (default: Recast)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -521,7 +528,7 @@ def run_conform(args: argparse.Namespace, connect: Callable, settings: Mapping[s
             client, args.timeline, args.out_timeline, args.target_image, args.source_prompt, args.target_prompt,
             settings=settings, clip=args.clip, mark_in=args.mark_in, mark_out=args.mark_out, replace=args.replace,
             media_format=args.media, media_dir=args.media_dir, rate=args.rate, media_start=args.media_start,
-            track_name=args.track_name, on_event=progress,
+            track_name=args.track_name, on_event=progress, source_media_path=args.source_media,
         )
     finally:
         client.close()

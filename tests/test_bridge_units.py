@@ -329,3 +329,18 @@ def test_blender_install_copies_the_addon_with_its_bridge_command(tmp_path):
     for name in ("bridge_process.py", "strips.py", "__init__.py"):  # runs in Blender's own Python
         outside = imported_modules(REPO / "plugin_bridge" / "blender" / name) - set(sys.stdlib_module_names)
         assert outside <= {"bpy"}, (name, outside)
+
+
+def test_edl_that_names_only_a_reel_needs_source_media(tmp_path):
+    edl = tmp_path / "reels.edl"
+    edl.write_text("TITLE: reels\nFCM: NON-DROP FRAME\n\n"
+                   "001  A012C004 V     C        00:00:00:03 00:00:00:09 00:00:00:05 00:00:00:11\n")
+    media = tmp_path / "A012_C004.avi"
+    media.write_bytes(b"not really a movie")
+    tl = conform.read_timeline(edl, 24)
+    sel = conform.select_clip(tl, clip="0")
+    with pytest.raises(errors.InvalidArgument, match="--source-media"):
+        conform.source_media(sel, edl)
+    assert conform.source_media(sel, edl, media) == media
+    assert conform.media_frame_range(sel, 24.0, 40) == (3, 9)
+    assert conform.media_frame_range(sel, 24.0, 40, media_start="00:00:00:02") == (1, 7)
