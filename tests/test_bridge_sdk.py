@@ -138,3 +138,23 @@ def test_cancel_a_running_render(client, media):
     assert client.get_job(job.job_id).state == pb.JOB_STATE_CANCELLED
     assert client.cancel(job.job_id).state == pb.JOB_STATE_CANCELLED  # idempotent
     assert np.sum([s == "result_frame" for s in seen]) < 4
+
+
+def test_loopback_tcp_with_bearer_token(tiny_model_dir, tmp_path, monkeypatch):
+    """A daemon started with --listen: found through its discovery file, token read from its 0600 file."""
+    from plugin_bridge import discovery
+
+    with InProcess(tiny_model_dir, listen="127.0.0.1:0") as d:
+        monkeypatch.setenv(discovery.ENV_RUNTIME_DIR, str(d.config.runtime_dir))
+        monkeypatch.delenv(discovery.ENV_SOCKET, raising=False)
+        tcp = [c for c in discovery.candidates() if not c.is_unix]
+        assert tcp and tcp[0].target == d.daemon.tcp_address and tcp[0].token
+        token_file = d.daemon.token_file
+        with RecastClient.connect(address=d.daemon.tcp_address, token_file=token_file) as client:
+            assert client.info().pipeline_ready
+            video, _ = write_source(tmp_path / "shot.avi", n=4)
+            assert client.add_media(video).frame_count == 4  # loopback counts as local: import by path
+        wrong = tmp_path / "wrong.token"
+        wrong.write_text("not-the-token-at-all-0123456789\n")
+        with pytest.raises(errors.Unauthenticated):
+            RecastClient.connect(address=d.daemon.tcp_address, token_file=wrong)

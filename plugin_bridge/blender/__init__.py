@@ -29,7 +29,8 @@ bl_info = {
     "category": "Sequencer",
 }
 
-# Blender reads the property annotations below at class creation: no `from __future__ import annotations`.
+# Blender reads the property annotations below at class creation: no `from __future__ import annotations`,
+# and Blender 3.0–3.6 run Python 3.9/3.10, so `X | None` annotations stay in quotes.
 # Settings sent only when the user changed them (RNA `is_property_set`), named as in `recast-engine edit`.
 PIPELINE_SETTINGS = ("steps", "seed", "guidance_scale", "tune_steps", "mask_threshold", "mask_dilate", "feather")
 
@@ -128,7 +129,7 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
         strip = ed.active_strip if ed is not None else None
         return strip is not None and strip.type in {"MOVIE", "IMAGE"} and not context.scene.recast.running
 
-    def _prepare(self, context: bpy.types.Context) -> tuple[strips.StripRange, dict] | None:
+    def _prepare(self, context: bpy.types.Context) -> "tuple[strips.StripRange, dict] | None":
         try:
             rng = strips.strip_range(_editor(context).active_strip, bpy.path.abspath)
             fps = context.scene.render.fps / context.scene.render.fps_base
@@ -210,7 +211,7 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
                 area.tag_redraw()
         return {"RUNNING_MODAL"}
 
-    def _end(self, context: bpy.types.Context, error: str | None) -> set[str]:
+    def _end(self, context: bpy.types.Context, error: "str | None") -> set[str]:
         s = context.scene.recast
         wm = context.window_manager
         if self._timer is not None:
