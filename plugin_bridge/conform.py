@@ -210,14 +210,26 @@ def path_to_url(path: Path, like: str) -> str:
     return Path(path).absolute().as_uri() if like.startswith("file:") else str(Path(path).absolute())
 
 
-def source_media(sel: Selection, timeline_path: Path, override: str | os.PathLike | None = None) -> Path:
-    """The selected clip's media file: `override` (for EDLs that name only a reel), else its reference."""
+def source_media(
+    sel: Selection, timeline_path: Path, override: str | os.PathLike | None = None
+) -> Path | list[Path]:
+    """The selected clip's media: a file (`override` first, for EDLs that name only a reel), or the
+    list of an image sequence's files in order."""
     otio = _otio()
     ref = sel.clip.media_reference
     if override:
         path = Path(override)
     elif isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         path = url_to_path(ref.target_url, timeline_path.parent)
+    elif isinstance(ref, otio.schema.ImageSequenceReference):
+        if ref.available_range is None:
+            raise InvalidArgument(f"clip: the image sequence of {sel.clip.name!r} has no available range (length)")
+        files = [url_to_path(ref.target_url_for_image_number(i), timeline_path.parent)
+                 for i in range(ref.number_of_images_in_sequence())]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise InvalidArgument(f"clip: {len(missing)} images of {sel.clip.name!r} are missing, e.g. {missing[0]}")
+        return files
     else:
         kind = type(ref).__name__ if ref is not None else "no media"
         raise InvalidArgument(f"clip: {sel.clip.name!r} has {kind}, not a media file (ExternalReference) to edit; "
@@ -447,22 +459,28 @@ def conform(
     sel = select_clip(timeline, clip, mark_in, mark_out)
     _check_effects(sel.clip)
     media = source_media(sel, tl_path, source_media_path)
-    check_out_path(out, [tl_path, media])
+    anchor = media[0] if isinstance(media, list) else media
+    check_out_path(out, [tl_path, anchor])
     if media_format == "png" and adapter_name(out) not in ("otio_json", "otioz", "otiod"):
         raise InvalidArgument("media: PNG sequences only travel in .otio timelines; use --media mp4 for "
                               f"{out.suffix} files")
-    like = getattr(sel.clip.media_reference, "target_url", "") or ""
+    ref = sel.clip.media_reference
+    like = getattr(ref, "target_url", "") or getattr(ref, "target_url_base", "") or ""
     # Fail fast: the output timeline must be writable before we spend minutes rendering.
-    placeholder = edited_reference(str(media.parent / "placeholder.mp4"), media_format, like, sel.source.duration)
+    placeholder = edited_reference(str(anchor.parent / "placeholder.mp4"), media_format, like, sel.source.duration)
     serialize(build_timeline(timeline, sel, placeholder, replace, track_name), out)
 
-    asset = client.add_media(media)
-    start, end = media_frame_range(sel, asset.fps or sel.source.start_time.rate, asset.frame_count, media_start)
+    if isinstance(media, list):  # an image sequence: its own rate, one image per frame
+        fps, count, asset_id = float(ref.rate), len(media), ""
+    else:
+        asset = client.add_media(media)
+        fps, count, asset_id = asset.fps or sel.source.start_time.rate, asset.frame_count, asset.asset_id
+    start, end = media_frame_range(sel, fps, count, media_start)
     spec = EditSpec(
         source=media, target_image=Path(target_image), source_prompt=source_prompt, target_prompt=target_prompt,
         start_frame=start, end_frame=end, settings=dict(settings or {}), output_format=media_format,
-        output_dir=Path(media_dir) if media_dir else None, name=sel.clip.name or media.stem,
-        source_asset_id=asset.asset_id,
+        output_dir=Path(media_dir) if media_dir else None, name=sel.clip.name or anchor.stem,
+        source_asset_id=asset_id, fps=fps,
     )
     result: EditResult = run_edit(client, spec, on_event=on_event)
     if result.frame_count != end - start:
@@ -472,7 +490,7 @@ def conform(
     meta = {
         "job_id": result.job_id,
         "source_clip": sel.clip.name,
-        "source_media": str(media),
+        "source_media": str(anchor),
         "media_frames": [start, end],
         "source_prompt": source_prompt,
         "target_prompt": target_prompt,
@@ -480,7 +498,7 @@ def conform(
         "settings": dict(settings or {}),
     }
     new = build_timeline(timeline, sel, reference, replace, track_name, meta)
-    check_out_path(out, [tl_path, media])
+    check_out_path(out, [tl_path, anchor])
     write_exclusive(new, out)
     return ConformResult(
         timeline=str(out.absolute()), media=result.media, folder=result.folder, clip=sel.clip.name,

@@ -26,9 +26,13 @@ EDITS_FOLDER = "recast_edits"
 
 @dataclass
 class EditSpec:
-    """What to edit: frames [start_frame, end_frame) of `source` (end 0 = to the end)."""
+    """What to edit: frames [start_frame, end_frame) of `source` (end 0 = to the end).
 
-    source: Path
+    `source` is a movie or image file, or a list of image files (an image sequence, packed into a
+    lossless movie of just the frames to edit; `fps` is then its frame rate).
+    """
+
+    source: Path | list[Path]
     target_image: Path
     source_prompt: str
     target_prompt: str
@@ -39,6 +43,12 @@ class EditSpec:
     output_dir: Path | None = None  # a new folder; default <source folder>/recast_edits/<stem>_<start>-<end>
     name: str = ""  # shown in folder names and sidecars (a timeline clip's name)
     source_asset_id: str = ""  # the source already imported (skips a second copy into the daemon)
+    fps: float = 0.0  # frame rate of an image-sequence source (default 24)
+
+    @property
+    def anchor(self) -> Path:
+        """The file the output folder goes beside: the movie, or the sequence's first image."""
+        return Path(self.source[0] if isinstance(self.source, (list, tuple)) else self.source)
 
 
 @dataclass
@@ -62,9 +72,14 @@ class EditResult:
 
 def check_spec(spec: EditSpec) -> None:
     """Cheap local checks, so a typo is reported before anything is copied into the daemon."""
-    for name, path in (("source", spec.source), ("target_image", spec.target_image)):
+    sources = list(spec.source) if isinstance(spec.source, (list, tuple)) else [spec.source]
+    if not sources:
+        raise InvalidArgument("source: the image sequence is empty")
+    for name, path in [("source", p) for p in sources] + [("target_image", spec.target_image)]:
         if not Path(path).is_file():
             raise InvalidArgument(f"{name}: {path} does not exist or is not a file")
+    if isinstance(spec.source, (list, tuple)) and (spec.end_frame or 0) > len(sources):
+        raise InvalidArgument(f"end_frame: {spec.end_frame} is past the sequence's {len(sources)} images")
     for name in ("source_prompt", "target_prompt"):
         if not str(getattr(spec, name) or "").strip():
             raise InvalidArgument(f"{name}: must not be empty")
@@ -92,9 +107,9 @@ def new_folder(spec: EditSpec, start: int, end: int) -> Path:
         out = Path(spec.output_dir).absolute()
         out.mkdir()  # FileExistsError if it appeared meanwhile: nothing is overwritten
         return out
-    base = Path(spec.source).absolute().parent / EDITS_FOLDER
+    base = spec.anchor.absolute().parent / EDITS_FOLDER
     base.mkdir(exist_ok=True)
-    stem = _slug(spec.name or Path(spec.source).stem)
+    stem = _slug(spec.name or spec.anchor.stem)
     for n in range(1, 10000):
         candidate = base / (f"{stem}_{start}-{end}" + (f"_{n}" if n > 1 else ""))
         try:
@@ -118,10 +133,20 @@ def run_edit(
     job exists, cancels it as soon as it does.
     """
     check_spec(spec)
-    source = client.get_asset(spec.source_asset_id) if spec.source_asset_id else client.add_media(spec.source)
-    if source.kind not in (pb.ASSET_KIND_VIDEO, pb.ASSET_KIND_IMAGE):
-        raise InvalidArgument(f"source: {spec.source} is not a video or an image")
-    clip = client.create_clip(source.asset_id, spec.start_frame, spec.end_frame)
+    offset = 0  # an image sequence is packed from start_frame on: its clip frames are shifted
+    if isinstance(spec.source, (list, tuple)):
+        from plugin_bridge.sequence import packed_movie
+
+        images = list(spec.source)[spec.start_frame:spec.end_frame or None]
+        with packed_movie(images, spec.fps or 24.0) as movie:
+            source = client.add_media(movie)  # the daemon keeps its own copy; the temp file goes
+        clip = client.create_clip(source.asset_id, 0, 0)
+        offset = spec.start_frame
+    else:
+        source = client.get_asset(spec.source_asset_id) if spec.source_asset_id else client.add_media(spec.source)
+        if source.kind not in (pb.ASSET_KIND_VIDEO, pb.ASSET_KIND_IMAGE):
+            raise InvalidArgument(f"source: {spec.source} is not a video or an image")
+        clip = client.create_clip(source.asset_id, spec.start_frame, spec.end_frame)
     target = client.add_media(spec.target_image)
     if target.kind != pb.ASSET_KIND_IMAGE:
         raise InvalidArgument(f"target_image: {spec.target_image} is not an image (PNG or JPEG)")
@@ -135,12 +160,12 @@ def run_edit(
     if cancel is not None and cancel.is_set():  # finished in the same instant the host cancelled
         raise Cancelled(f"job {job.job_id} was cancelled")
 
-    folder = new_folder(spec, clip.start_frame, clip.end_frame)
+    folder = new_folder(spec, offset + clip.start_frame, offset + clip.end_frame)
     try:
         if spec.output_format == "png":
             media = folder / "frames"
         else:
-            media = folder / f"{_slug(spec.name or Path(spec.source).stem)}_recast.mp4"
+            media = folder / f"{_slug(spec.name or spec.anchor.stem)}_recast.mp4"
         exported = client.export(job.job_id, media, spec.output_format, fps=clip.fps)
     except BaseException:
         try:
@@ -152,11 +177,12 @@ def run_edit(
     result = EditResult(
         job_id=job.job_id, clip_id=clip.clip_id, folder=str(folder), media=exported.path, format=spec.output_format,
         frame_count=exported.frame_count, fps=clip.fps, width=clip.width, height=clip.height,
-        start_frame=clip.start_frame, end_frame=clip.end_frame, files=files,
+        start_frame=offset + clip.start_frame, end_frame=offset + clip.end_frame, files=files,
     )
     sidecar = {
         "recast_edit": 1,
-        "source": str(Path(spec.source).absolute()),
+        "source": [str(Path(p).absolute()) for p in spec.source] if isinstance(spec.source, (list, tuple))
+        else str(Path(spec.source).absolute()),
         "target_image": str(Path(spec.target_image).absolute()),
         "source_prompt": spec.source_prompt,
         "target_prompt": spec.target_prompt,

@@ -158,7 +158,8 @@ class JsonBridge:
         rid = req.get("id")
         output = req.get("output", {})
         spec = EditSpec(
-            source=Path(req["source"]),
+            source=[Path(p) for p in req["source"]] if isinstance(req["source"], list) else Path(req["source"]),
+            fps=float(req.get("fps", 0.0)),
             target_image=Path(req["target_image"]),
             source_prompt=req["source_prompt"],
             target_prompt=req["target_prompt"],

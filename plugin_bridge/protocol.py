@@ -54,7 +54,12 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["source", "target_image", "source_prompt", "target_prompt"],
             "properties": {
-                "source": _PATH,
+                "source": {
+                    "oneOf": [_PATH, {"type": "array", "minItems": 1, "items": _PATH}],
+                    "description": "A movie or image file, or an image sequence as the list of its files in order.",
+                },
+                "fps": {"type": "number", "exclusiveMinimum": 0,
+                        "description": "Frame rate of an image-sequence source (default 24)."},
                 "target_image": _PATH,
                 "source_prompt": {"type": "string", "minLength": 1},
                 "target_prompt": {"type": "string", "minLength": 1},
@@ -159,8 +164,15 @@ def check_request(obj: Any) -> dict:
         target = obj.get("target")
         _need(isinstance(target, str) or _is_int(target), "target", "the id of the edit request to cancel")
     if op == "edit":
-        for key in ("source", "target_image"):
-            _need(isinstance(obj.get(key), str) and bool(obj[key]), key, "a path (non-empty string) is required")
+        src = obj.get("source")
+        is_list = isinstance(src, list) and bool(src) and all(isinstance(p, str) and p for p in src)
+        _need((isinstance(src, str) and bool(src)) or is_list, "source",
+              "a path, or a non-empty list of image paths, is required")
+        _need(isinstance(obj.get("target_image"), str) and bool(obj["target_image"]), "target_image",
+              "a path (non-empty string) is required")
+        if "fps" in obj:
+            fps = obj["fps"]
+            _need(isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0, "fps", "must be > 0")
         for key in ("source_prompt", "target_prompt"):
             _need(isinstance(obj.get(key), str) and bool(obj[key]), key, "a non-empty string is required")
         for key in ("start_frame", "end_frame"):

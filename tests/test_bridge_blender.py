@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from daemon_support import InProcess
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.timeout(240)
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    repo, sock, video, target, blocker = sys.argv[1:6]
+    repo, sock, video, target, mode = sys.argv[1:6]
     try:
         import bpy
     except Exception as exc:  # not installed, or its shared libraries are missing
@@ -51,11 +52,18 @@ SCRIPT = textwrap.dedent(
     scene.render.fps, scene.render.fps_base = 24, 1.0
     ed = scene.sequence_editor_create()
     coll = addon.strips.top_level(ed)
-    movie = coll.new_movie(name="shot", filepath=video, channel=2, frame_start=10)
+    if mode == "images":  # an image-sequence strip: plate.1001.png ... in the folder of `video`
+        import glob, os
+        plates = sorted(glob.glob(os.path.join(os.path.dirname(video), "plates", "*.png")))
+        movie = coll.new_image(name="plates", filepath=plates[0], channel=2, frame_start=10)
+        for p in plates[1:]:
+            movie.elements.append(os.path.basename(p))
+    else:
+        movie = coll.new_movie(name="shot", filepath=video, channel=2, frame_start=10)
     total = movie.frame_final_duration
     movie.frame_offset_start = 3          # the strip starts 3 frames into the media ...
     movie.frame_offset_end = total - 8    # ... and shows media frames 3..7 at timeline frames 13..17
-    if blocker == "1":                    # something already sits on the channel above
+    if mode == "blocked":                 # something already sits on the channel above
         try:
             coll.new_effect(name="blocker", type="COLOR", channel=3, frame_start=15, length=2)
         except TypeError:
@@ -67,7 +75,7 @@ SCRIPT = textwrap.dedent(
     s.extra_settings = json.dumps({"window": 4, "overlap": 1, "preview_every": 0})
     s.bridge_command = f"{sys.executable} -m plugin_bridge.cli json --socket {sock} --no-start"
     outcome = bpy.ops.sequencer.recast_edit()
-    placed = [x for x in coll if x.type == "IMAGE"]
+    placed = [x for x in coll if x.type == "IMAGE" and x.name != movie.name]
     info = {
         "blender": bpy.app.version_string, "api": "strips" if hasattr(ed, "strips") else "sequences",
         "outcome": sorted(outcome), "status": s.status, "job": s.last_job,
@@ -92,15 +100,19 @@ def daemon(tiny_model_dir):
         yield d
 
 
-@pytest.mark.parametrize("blocked", [False, True], ids=["free-channel-above", "channel-above-busy"])
-def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, blocked):
+@pytest.mark.parametrize("mode", ["movie", "blocked", "images"],
+                         ids=["movie-free-channel-above", "movie-channel-above-busy", "image-sequence"])
+def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     video, source = write_source(tmp_path / "shot.avi", n=12, fps=24.0)
-    before = sha(video)
+    (tmp_path / "plates").mkdir()
+    for i, frame in enumerate(source):
+        cv2.imwrite(str(tmp_path / "plates" / f"plate.{1001 + i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    before = sha(video), [sha(p) for p in sorted((tmp_path / "plates").glob("*.png"))]
     target = write_target(tmp_path / "target.png")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(REPO), str(daemon.config.socket_path), str(video), str(target),
-         "1" if blocked else "0"],
+         mode],
         capture_output=True, text=True, timeout=200, cwd=tmp_path, env=env,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -110,12 +122,14 @@ def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, blocked):
         pytest.skip(f"bpy (Blender as a Python module) cannot be imported here: {info['skip']}")
     assert info["outcome"] == ["FINISHED"], info
     assert info["source"] == [2, 13, 18]
-    channel = 4 if blocked else 3
+    channel = 4 if mode == "blocked" else 3
     assert info["placed"] == [channel, 13, 18], info  # same timeline frames, on the free channel above
 
     files = [Path(f) for f in info["files"]]
     assert len(files) == 5 and all(f.is_file() for f in files)
-    assert files[0].parent.parent.parent == video.parent / "recast_edits"
+    beside = tmp_path / "plates" if mode == "images" else tmp_path  # a new folder beside the source
+    assert files[0].parent.parent.parent == beside / "recast_edits"
+    assert files[0].parent.parent.name == ("plate_3-8" if mode == "images" else "shot_3-8")
     with RecastClient.connect(socket=daemon.config.socket_path) as client:
         results = client.result_frames(info["job"])
     assert [f.read_bytes() for f in files] == [r.image.data for r in results]
@@ -123,7 +137,7 @@ def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, blocked):
     pictures = np.stack([decode(f) for f in files])
     assert frame_numbers(pictures, masks) == [3, 4, 5, 6, 7]  # the strip's media frames, not the file's first
     assert pictures.shape[1:] == source.shape[1:]
-    assert sha(video) == before
+    assert (sha(video), [sha(p) for p in sorted((tmp_path / "plates").glob("*.png"))]) == before
 
 
 # --- the version switch, without bpy ----------------------------------------------------------------
@@ -160,3 +174,10 @@ def test_strip_helpers_work_with_both_apis(api):
     assert s.strip_range(held, abspath=lambda p: p).media_start == 5  # 3.x hold offset shifts the content
     with pytest.raises(ValueError, match="movie or image"):
         s.strip_range(other)
+    elements = [SimpleNamespace(filename=f"plate.{1001 + i}.png") for i in range(12)]
+    images = _strip("IMAGE", 1, 13, 18, frame_start=10, directory="/plates", elements=elements)
+    rng = s.strip_range(images, abspath=lambda p: p)
+    assert rng.source == [f"/plates/plate.{1001 + i}.png" for i in range(12)] and (rng.media_start, rng.count) == (3, 5)
+    still = _strip("IMAGE", 1, 13, 40, frame_start=13, directory="/", elements=elements[:1])
+    rng = s.strip_range(still, abspath=lambda p: p)
+    assert (rng.source, rng.count, rng.duration) == ("/plate.1001.png", 1, 27)

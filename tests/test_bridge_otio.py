@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import opentimelineio as otio
 import pytest
@@ -22,6 +23,7 @@ from test_bridge_support import (
     frame_numbers,
     read_video,
     sha,
+    source_frames,
     write_source,
     write_target,
 )
@@ -173,3 +175,42 @@ def test_refuses_to_write_over_inputs(daemon, tmp_path):
                             TARGET_PROMPT, FAST, clip="shotA")
         assert client.info().queued_jobs == 0
     assert not edl_out.exists() and not (tmp_path / "recast_edits").exists()
+
+
+def test_conform_of_an_image_sequence_clip(daemon, tmp_path):
+    """VFX plates (plate.1001.png …) referenced as an ImageSequenceReference: the clip uses 1004..1009."""
+    frames = source_frames(16)
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(plates / f"plate.{1001 + i}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    hashes = [sha(p) for p in sorted(plates.glob("*.png"))]
+    rate = 24.0
+    ref = otio.schema.ImageSequenceReference(
+        target_url_base=plates.as_uri() + "/", name_prefix="plate.", name_suffix=".png", start_frame=1001,
+        rate=rate, frame_zero_padding=4,
+        available_range=ot.TimeRange(ot.RationalTime(1001, rate), ot.RationalTime(16, rate)),
+    )
+    tl = otio.schema.Timeline("plates")
+    track = otio.schema.Track("V1")
+    tl.tracks.append(track)
+    track.append(otio.schema.Gap(source_range=ot.TimeRange(ot.RationalTime(0, rate), ot.RationalTime(GAP, rate))))
+    track.append(otio.schema.Clip("plate", media_reference=ref,
+                                  source_range=ot.TimeRange(ot.RationalTime(1004, rate), ot.RationalTime(6, rate))))
+    src = tmp_path / "plates.otio"
+    otio.adapters.write_to_file(tl, str(src))
+    out = tmp_path / "plates_recast.otio"
+
+    with RecastClient.connect(socket=daemon.config.socket_path) as client:
+        result = conform.conform(client, src, out, write_target(tmp_path / "t.png"), SOURCE_PROMPT, TARGET_PROMPT,
+                                 FAST, clip="plate", media_format="png")
+        results = client.result_frames(result.job_id)
+    assert result.media_frames == (3, 9) and result.record_frames == (5, 11)
+    new = conform.read_timeline(out)
+    edited = [c for c in new.tracks[1] if isinstance(c, otio.schema.Clip)][0]
+    assert conform.record_range(new, 1, edited) == conform.record_range(tl, 0, track[1])
+    pictures = edited_pictures(Path(result.media), "png")
+    assert np.array_equal(pictures, np.stack([decode(r.image.data) for r in results]))
+    assert frame_numbers(pictures, np.stack([decode(r.mask.data, grey=True) for r in results])) == list(range(3, 9))
+    assert Path(result.folder).parent == plates / "recast_edits"
+    assert [sha(p) for p in sorted(plates.glob("*.png"))] == hashes

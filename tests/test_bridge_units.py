@@ -159,6 +159,8 @@ GOOD = [
     {"v": 1, "id": "e", "op": "edit", "source": "/m.mp4", "target_image": "/t.png", "source_prompt": "a",
      "target_prompt": "b", "start_frame": 2, "end_frame": 6, "settings": {"steps": 3, "mask_threshold": "otsu"},
      "output": {"format": "mp4", "path": "/new"}},
+    {"v": 1, "id": "s", "op": "edit", "source": ["/p/1001.png", "/p/1002.png"], "fps": 23.976,
+     "target_image": "/t.png", "source_prompt": "a", "target_prompt": "b"},
 ]
 BAD = [
     ([1, 2], "INVALID_REQUEST"),
@@ -172,6 +174,12 @@ BAD = [
     ({"v": 1, "op": "edit", "source": "/m", "target_image": "/t", "source_prompt": "a", "target_prompt": "b",
       "output": {"format": "gif"}}, "INVALID_REQUEST"),
     ({"v": 1, "id": {"x": 1}, "op": "hello"}, "INVALID_REQUEST"),
+    ({"v": 1, "op": "edit", "source": [], "target_image": "/t", "source_prompt": "a", "target_prompt": "b"},
+     "INVALID_REQUEST"),
+    ({"v": 1, "op": "edit", "source": ["/a.png", 3], "target_image": "/t", "source_prompt": "a",
+      "target_prompt": "b"}, "INVALID_REQUEST"),
+    ({"v": 1, "op": "edit", "source": "/m", "target_image": "/t", "source_prompt": "a", "target_prompt": "b",
+      "fps": 0}, "INVALID_REQUEST"),
 ]
 
 

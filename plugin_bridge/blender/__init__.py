@@ -10,6 +10,7 @@ settings the user touched are sent; everything else is the engine's default. Ver
 
 import json
 import os
+import re
 import time
 import uuid
 
@@ -78,10 +79,15 @@ def _request(context: bpy.types.Context, rng: strips.StripRange, rid: str) -> di
     for name in ("source_prompt", "target_prompt", "target_image"):
         if not getattr(s, name).strip():
             raise BridgeFailed(f"{name.replace('_', ' ')} is empty", "INVALID_ARGUMENT", name)
+    fps = context.scene.render.fps / context.scene.render.fps_base
+    first = rng.source[0] if isinstance(rng.source, list) else rng.source
+    name = os.path.splitext(os.path.basename(first))[0]
+    if isinstance(rng.source, list):  # plate.1001.png → plate
+        name = re.sub(r"[._-]?\d+$", "", name) or name
     return edit_request(
-        rid, source=rng.source, start_frame=rng.media_start, end_frame=rng.media_end,
+        rid, source=rng.source, start_frame=rng.media_start, end_frame=rng.media_end, fps=rng.fps or fps,
         target_image=bpy.path.abspath(s.target_image), source_prompt=s.source_prompt, target_prompt=s.target_prompt,
-        settings=settings, output={"format": "png"}, name=os.path.splitext(os.path.basename(rng.source))[0],
+        settings=settings, output={"format": "png"}, name=name,
     )
 
 
@@ -99,7 +105,8 @@ def _show_progress(s: RecastSettings, ev: dict) -> None:
 
 def _finish(context: bpy.types.Context, rng: strips.StripRange, result: dict):  # noqa: ANN201 - a strip
     s = context.scene.recast
-    name = f"{os.path.basename(rng.source)} recast"
+    first = rng.source[0] if isinstance(rng.source, list) else rng.source
+    name = f"{os.path.basename(first)} recast"
     strip = strips.place_result(_editor(context), rng, result["media"], result["files"], name)
     s.last_output = result["media"]
     s.last_job = result.get("job_id", s.last_job)

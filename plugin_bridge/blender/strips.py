@@ -27,7 +27,7 @@ def all_strips(editor: Any) -> Any:
 class StripRange:
     """What a strip shows: media frames [media_start, media_end) at timeline frames [frame_start, …)."""
 
-    source: str  # absolute path of the movie (or the single image)
+    source: str | list[str]  # absolute path of the movie or single image, or an image sequence's files
     media_start: int
     media_end: int
     frame_start: int  # first timeline frame shown (frame_final_start)
@@ -41,22 +41,26 @@ class StripRange:
 
 
 def strip_range(strip: Any, abspath: Any = os.path.abspath) -> StripRange:
-    """The media frames behind a movie strip (trims and hold offsets included), or an image strip's one image."""
+    """The media frames behind a movie or image-sequence strip (trims and hold offsets included).
+
+    A one-image strip is a still: one media frame shown for the strip's whole length.
+    """
+    if strip.type not in ("MOVIE", "IMAGE"):
+        raise ValueError(f"select a movie or image strip (this one is {strip.type})")
     first = int(strip.frame_final_start)
     count = int(strip.frame_final_duration)
+    # frame_start is where media frame 0 would sit; the hold offset shifts the content (3.x–4.x).
+    media_start = first - int(strip.frame_start) + int(getattr(strip, "animation_offset_start", 0) or 0)
     if strip.type == "MOVIE":
-        # frame_start is where media frame 0 would sit; the hold offset shifts the content (3.x–4.x).
-        media_start = first - int(strip.frame_start) + int(getattr(strip, "animation_offset_start", 0) or 0)
         return StripRange(abspath(strip.filepath), media_start, media_start + count, first, int(strip.channel),
                           float(getattr(strip, "fps", 0.0) or 0.0), count)
-    if strip.type == "IMAGE":
-        elements = list(strip.elements)
-        if len(elements) != 1:
-            raise ValueError("image sequences are not supported yet: render the strip to a movie, or select one "
-                             "image")
-        path = abspath(os.path.join(abspath(strip.directory), elements[0].filename))
-        return StripRange(path, 0, 1, first, int(strip.channel), 0.0, count)
-    raise ValueError(f"select a movie or image strip (this one is {strip.type})")
+    folder = abspath(strip.directory)
+    files = [abspath(os.path.join(folder, e.filename)) for e in strip.elements]
+    if len(files) == 1:
+        return StripRange(files[0], 0, 1, first, int(strip.channel), 0.0, count)
+    if media_start < 0 or media_start + count > len(files):
+        raise ValueError("the strip shows frames past its images (held frames): trim it to its images first")
+    return StripRange(files, media_start, media_start + count, first, int(strip.channel), 0.0, count)
 
 
 def free_channel(editor: Any, above: int, start: int, end: int) -> int:
