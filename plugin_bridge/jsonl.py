@@ -74,6 +74,7 @@ class JsonBridge:
         self._connect = connect
         self._out = out
         self._out_lock = threading.Lock()
+        self._closed = False
         self._client: RecastClient | None = None
         self._client_lock = threading.Lock()
         self._running: dict[Any, _Running] = {}
@@ -82,10 +83,16 @@ class JsonBridge:
     # --- output -----------------------------------------------------------------------------------
 
     def emit(self, message: dict) -> None:
+        """Write one whole line; once the host stops reading, further output is dropped (jobs go on)."""
         line = json.dumps(message, separators=(",", ":"), default=str)
         with self._out_lock:
-            self._out.write(line + "\n")
-            self._out.flush()
+            if self._closed:
+                return
+            try:
+                self._out.write(line + "\n")
+                self._out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self._closed = True
 
     def client(self) -> RecastClient:
         with self._client_lock:
@@ -147,7 +154,7 @@ class JsonBridge:
         target = req["target"]
         with self._running_lock:
             running = self._running.get(target)
-        if running is None:
+        if running is None or running.thread is None or not running.thread.is_alive():
             raise ProtocolError("INVALID_REQUEST", f"target: no edit with id {target!r} is running", "target")
         running.cancel.set()
         if running.job_id is not None:
