@@ -275,11 +275,12 @@ class RecastClient:
                 time.sleep(0.5)
 
     def wait(
-        self, job_id: str, on_event: Callable[[pb.JobEvent], None] | None = None, previews: bool = False
+        self, job_id: str, on_event: Callable[[pb.JobEvent], None] | None = None, previews: bool = False,
+        reconnect_seconds: float = 30.0,
     ) -> pb.Job:
         """Follow a job to its end; raises the typed error of a failed, cancelled or interrupted job."""
         last: pb.JobEvent | None = None
-        for event in self.watch(job_id, previews=previews):
+        for event in self.watch(job_id, previews=previews, reconnect_seconds=reconnect_seconds):
             last = event
             if on_event is not None:
                 on_event(event)

@@ -158,3 +158,37 @@ def test_loopback_tcp_with_bearer_token(tiny_model_dir, tmp_path, monkeypatch):
         wrong.write_text("not-the-token-at-all-0123456789\n")
         with pytest.raises(errors.Unauthenticated):
             RecastClient.connect(address=d.daemon.tcp_address, token_file=wrong)
+
+
+def test_watch_reattaches_across_a_daemon_restart(tiny_model_dir, tmp_path):
+    """kill -9 mid-render, restart: the SDK's watch re-attaches by seq (no gap, no repeat) and the job
+    ends as JobInterrupted, which `resume` re-queues."""
+    from daemon_support import DaemonProcess, short_tmp
+
+    daemon = DaemonProcess(short_tmp(), tiny_model_dir).start()
+    try:
+        client = RecastClient.connect(socket=daemon.socket)
+        video, _ = write_source(tmp_path / "shot.avi", n=4)
+        source, target = client.add_media(video), client.add_media(write_target(tmp_path / "t.png"))
+        clip = client.create_clip(source.asset_id)
+        job = client.create_render_job(clip.clip_id, SOURCE_PROMPT, TARGET_PROMPT, target.asset_id,
+                                       {**FAST, "steps": 400, "tune_steps": 0, "cache": False})
+        events: list[pb.JobEvent] = []
+        restarted: list[bool] = []
+
+        def on_event(ev: pb.JobEvent) -> None:
+            events.append(ev)
+            if ev.WhichOneof("event") == "progress" and not restarted:
+                restarted.append(True)
+                daemon.kill9()
+                daemon.start(wait=False)
+
+        with pytest.raises(errors.JobInterrupted):
+            client.wait(job.job_id, on_event=on_event, reconnect_seconds=150)
+        assert restarted and events[-1].WhichOneof("event") == "interrupted"
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert client.resume(job.job_id).state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
+        assert client.cancel(job.job_id).state in (pb.JOB_STATE_CANCELLED, pb.JOB_STATE_RUNNING)
+        client.close()
+    finally:
+        daemon.cleanup()
