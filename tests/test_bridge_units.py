@@ -352,3 +352,19 @@ def test_edl_that_names_only_a_reel_needs_source_media(tmp_path):
     assert conform.source_media(sel, edl, media) == media
     assert conform.media_frame_range(sel, 24.0, 40) == (3, 9)
     assert conform.media_frame_range(sel, 24.0, 40, media_start="00:00:00:02") == (1, 7)
+
+
+@pytest.mark.parametrize("rate", [24.0, 30000 / 1001])
+def test_media_with_a_start_timecode_counts_from_its_first_frame(tmp_path, rate):
+    """Camera files start at 01:00:00:00 and the like: FCP XML keeps it, the frame index ignores it."""
+    tl = otio.schema.Timeline("t")
+    track = otio.schema.Track("V1")
+    tl.tracks.append(track)
+    start = ot.from_timecode("01:00:00:00", rate)
+    available = ot.TimeRange(start, ot.RationalTime(100, rate))
+    used = ot.TimeRange(start + ot.RationalTime(3, rate), ot.RationalTime(6, rate))
+    ref = otio.schema.ExternalReference("file:///m.mov", available_range=available)
+    track.append(otio.schema.Clip("c", media_reference=ref, source_range=used))
+    back = otio.adapters.read_from_string(otio.adapters.write_to_string(tl, "fcp_xml"), "fcp_xml")
+    sel = conform.select_clip(back, clip="c")
+    assert conform.media_frame_range(sel, 29.97 if rate != 24 else 24.0, 100) == (3, 9)
