@@ -32,6 +32,9 @@ bl_info = {
 
 # Blender reads the property annotations below at class creation: no `from __future__ import annotations`,
 # and Blender 3.0–3.6 run Python 3.9/3.10, so `X | None` annotations stay in quotes.
+# Edits in flight in this Blender session (module state, so a crash never leaves a saved file "busy").
+_BUSY: set = set()
+CANCELLED = "cancelled"
 # Settings sent only when the user changed them (RNA `is_property_set`), named as in `recast-engine edit`.
 PIPELINE_SETTINGS = ("steps", "seed", "guidance_scale", "tune_steps", "mask_threshold", "mask_dilate", "feather")
 
@@ -55,7 +58,6 @@ class RecastSettings(bpy.types.PropertyGroup):
                                    description="Command line of the JSON bridge (default: recast-bridge json)")
     status: StringProperty(name="Status", default="")
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    running: BoolProperty(default=False)
     last_job: StringProperty(default="")
     last_output: StringProperty(default="")
 
@@ -134,7 +136,7 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         ed = _editor(context)
         strip = ed.active_strip if ed is not None else None
-        return strip is not None and strip.type in {"MOVIE", "IMAGE"} and not context.scene.recast.running
+        return strip is not None and strip.type in {"MOVIE", "IMAGE"} and not _BUSY
 
     def _prepare(self, context: bpy.types.Context) -> "tuple[strips.StripRange, dict] | None":
         try:
@@ -180,7 +182,8 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
             self.report({"ERROR"}, f"Recast: {exc}")
             return {"CANCELLED"}
         self._range = rng
-        s.running, s.progress, s.status = True, 0.0, "starting"
+        _BUSY.add(self._rid)
+        s.progress, s.status = 0.0, "starting"
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.2, window=context.window)
         wm.modal_handler_add(self)
@@ -209,7 +212,7 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
             try:
                 done = outcome(ev, self._rid)
             except BridgeFailed as exc:
-                return self._end(context, str(exc))
+                return self._end(context, CANCELLED if exc.code == "CANCELLED" else str(exc))
             if done is not None:
                 _finish(context, self._range, done)
                 return self._end(context, None)
@@ -226,7 +229,11 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
         wm.progress_end()
         if self._bridge is not None:
             self._bridge.stop(timeout=2.0)
-        s.running = False
+        _BUSY.discard(self._rid)
+        if error == CANCELLED:
+            s.status = "cancelled"
+            self.report({"WARNING"}, "Recast: cancelled")
+            return {"CANCELLED"}
         if error:
             s.status = f"failed: {error}"
             self.report({"ERROR"}, f"Recast: {error}")
@@ -253,7 +260,7 @@ class SEQUENCER_PT_recast(bpy.types.Panel):
         col.operator(SEQUENCER_OT_recast_edit.bl_idname, icon="SEQUENCE")
         if s.status:
             col.label(text=s.status)
-        if s.running:
+        if _BUSY:
             col.prop(s, "progress", slider=True)
 
 
