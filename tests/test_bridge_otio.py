@@ -21,6 +21,7 @@ from test_bridge_support import (
     TARGET_PROMPT,
     decode,
     frame_numbers,
+    needs_adapter,
     read_video,
     sha,
     source_frames,
@@ -172,6 +173,7 @@ def test_conform_round_trip(daemon, tmp_path, kind, rate, replace, fmt, out_name
     assert (sha(timeline_path), sha(video)) == hashes
 
 
+@needs_adapter("cmx_3600")
 def test_refuses_to_write_over_inputs(daemon, tmp_path):
     timeline_path, video, _ = write_input(tmp_path, "otio", 24.0)
     with RecastClient.connect(socket=daemon.config.socket_path) as client:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import opentimelineio as otio
+import pytest
 from conftest import write_clip
 from daemon_support import InProcess
 
@@ -21,6 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = {"steps": 3, "tune_steps": 1, "window": 4, "overlap": 1, "preview_every": 0, "guidance_scale": 2.0}
 SOURCE_PROMPT = "a red circle on a plain gray background"
 TARGET_PROMPT = "a blue square on a plain gray background"
+
+
+def needs_adapter(name: str) -> pytest.MarkDecorator:
+    """Skip where an OpenTimelineIO adapter plugin (otio-cmx3600-adapter, otio-fcp-adapter …) is missing."""
+    return pytest.mark.skipif(name not in otio.adapters.available_adapter_names(),
+                              reason=f"the OpenTimelineIO adapter {name!r} is not installed")
 
 
 def source_frames(n: int = 12, h: int = 48, w: int = 64) -> np.ndarray:

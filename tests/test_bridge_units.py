@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import opentimelineio as otio
 import pytest
+from test_bridge_support import needs_adapter
 
 from plugin_bridge import conform, discovery, errors, protocol
 from plugin_bridge.settings import add_settings_arguments, settings_dict, settings_message
@@ -294,6 +295,7 @@ def test_build_timeline_places_the_edit_on_the_original_frames(tmp_path):
     assert replaced.tracks[0].duration() == tl.tracks[0].duration()
 
 
+@needs_adapter("cmx_3600")
 def test_edl_cannot_take_a_new_track_and_says_so_before_rendering(tmp_path):
     tl = _timeline(24.0, tmp_path / "m.avi")
     sel = conform.select_clip(tl, clip="shotA")
@@ -339,6 +341,7 @@ def test_blender_install_copies_the_addon_with_its_bridge_command(tmp_path):
         assert outside <= {"bpy"}, (name, outside)
 
 
+@needs_adapter("cmx_3600")
 def test_edl_that_names_only_a_reel_needs_source_media(tmp_path):
     edl = tmp_path / "reels.edl"
     edl.write_text("TITLE: reels\nFCM: NON-DROP FRAME\n\n"
@@ -354,6 +357,7 @@ def test_edl_that_names_only_a_reel_needs_source_media(tmp_path):
     assert conform.media_frame_range(sel, 24.0, 40, media_start="00:00:00:02") == (1, 7)
 
 
+@needs_adapter("fcp_xml")
 @pytest.mark.parametrize("rate", [24.0, 30000 / 1001])
 def test_media_with_a_start_timecode_counts_from_its_first_frame(tmp_path, rate):
     """Camera files start at 01:00:00:00 and the like: FCP XML keeps it, the frame index ignores it."""
