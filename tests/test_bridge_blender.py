@@ -44,10 +44,15 @@ SCRIPT = textwrap.dedent(
     except Exception as exc:  # not installed, or its shared libraries are missing
         print(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}))
         sys.exit(0)
-    sys.path.insert(0, repo)
-    import plugin_bridge.blender as addon
-
-    addon.register()
+    if mode == "installed":  # the copy `recast-bridge blender-install` made, enabled like Blender does
+        import addon_utils, os
+        sys.path.insert(0, os.path.join(os.path.dirname(video), "addons"))
+        addon = addon_utils.enable("recast_bridge", default_set=True, handle_error=None)
+        assert addon is not None and addon.__file__.startswith(os.path.dirname(video)), addon
+    else:
+        sys.path.insert(0, repo)
+        import plugin_bridge.blender as addon
+        addon.register()
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
     ed = scene.sequence_editor_create()
@@ -73,7 +78,8 @@ SCRIPT = textwrap.dedent(
     s.source_prompt, s.target_prompt, s.target_image = %r, %r, target
     s.steps, s.tune_steps, s.guidance_scale = 3, 1, 2.0
     s.extra_settings = json.dumps({"window": 4, "overlap": 1, "preview_every": 0})
-    s.bridge_command = f"{sys.executable} -m plugin_bridge.cli json --socket {sock} --no-start"
+    if mode != "installed":  # the installed copy uses the command its installer recorded
+        s.bridge_command = f"{sys.executable} -m plugin_bridge.cli json --socket {sock} --no-start"
     outcome = bpy.ops.sequencer.recast_edit()
     placed = [x for x in coll if x.type == "IMAGE" and x.name != movie.name]
     info = {
@@ -100,8 +106,8 @@ def daemon(tiny_model_dir):
         yield d
 
 
-@pytest.mark.parametrize("mode", ["movie", "blocked", "images"],
-                         ids=["movie-free-channel-above", "movie-channel-above-busy", "image-sequence"])
+@pytest.mark.parametrize("mode", ["installed", "blocked", "images"],
+                         ids=["installed-addon-movie", "movie-channel-above-busy", "image-sequence"])
 def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     video, source = write_source(tmp_path / "shot.avi", n=12, fps=24.0)
     (tmp_path / "plates").mkdir()
@@ -110,6 +116,11 @@ def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     before = sha(video), [sha(p) for p in sorted((tmp_path / "plates").glob("*.png"))]
     target = write_target(tmp_path / "target.png")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    if mode == "installed":
+        from plugin_bridge.cli import main
+
+        command = f"{sys.executable} -m plugin_bridge.cli json --socket {daemon.config.socket_path} --no-start"
+        assert main(["blender-install", "--addons-dir", str(tmp_path / "addons"), "--bridge-command", command]) == 0
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(REPO), str(daemon.config.socket_path), str(video), str(target),
          mode],
