@@ -84,6 +84,9 @@ class RecastClient:
         """
         tried = []
         for endpoint in discovery.candidates(socket, address, token_file):
+            if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
+                tried.append(f"{endpoint.target} ({endpoint.source}; no such socket)")
+                continue  # no waiting on a socket that is not there
             client = cls(endpoint)
             if client._ready(min(wait, 2.0) if len(tried) else wait):
                 client.wait_pipeline(ready_timeout)
