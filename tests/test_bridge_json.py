@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -158,3 +159,4 @@ def test_bridge_starts_a_daemon_when_none_runs(tiny_model_dir):
                 except ProcessLookupError:
                     break
                 time.sleep(0.1)
+        shutil.rmtree(root, ignore_errors=True)
