@@ -14,6 +14,7 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
+MAX_FRAME = (1 << 31) - 1
 
 OPS = ("hello", "info", "edit", "cancel")
 EVENT_TYPES = (
@@ -63,9 +64,9 @@ SCHEMA: dict[str, Any] = {
                 "target_image": _PATH,
                 "source_prompt": {"type": "string", "minLength": 1},
                 "target_prompt": {"type": "string", "minLength": 1},
-                "start_frame": {"type": "integer", "minimum": 0, "default": 0},
+                "start_frame": {"type": "integer", "minimum": 0, "maximum": MAX_FRAME, "default": 0},
                 "end_frame": {
-                    "type": "integer", "minimum": 0, "default": 0,
+                    "type": "integer", "minimum": 0, "maximum": MAX_FRAME, "default": 0,
                     "description": "One past the last frame; 0 = to the end of the media.",
                 },
                 "name": {"type": "string", "description": "Used in the output folder's name."},
@@ -177,7 +178,7 @@ def check_request(obj: Any) -> dict:
             _need(isinstance(obj.get(key), str) and bool(obj[key]), key, "a non-empty string is required")
         for key in ("start_frame", "end_frame"):
             if key in obj:
-                _need(_is_int(obj[key]) and obj[key] >= 0, key, "must be an integer >= 0")
+                _need(_is_int(obj[key]) and 0 <= obj[key] <= MAX_FRAME, key, f"must be an integer in 0..{MAX_FRAME}")
         if "name" in obj:
             _need(isinstance(obj["name"], str), "name", "must be a string")
         settings = obj.get("settings", {})

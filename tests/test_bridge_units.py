@@ -181,6 +181,8 @@ BAD = [
       "target_prompt": "b"}, "INVALID_REQUEST"),
     ({"v": 1, "op": "edit", "source": "/m", "target_image": "/t", "source_prompt": "a", "target_prompt": "b",
       "fps": 0}, "INVALID_REQUEST"),
+    ({"v": 1, "op": "edit", "source": "/m", "target_image": "/t", "source_prompt": "a", "target_prompt": "b",
+      "end_frame": 10**20}, "INVALID_REQUEST"),
 ]
 
 
