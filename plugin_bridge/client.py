@@ -197,8 +197,9 @@ class RecastClient:
 
     def create_clip(self, asset_id: str, start_frame: int = 0, end_frame: int = 0) -> pb.Clip:
         """Frames [start_frame, end_frame) of an asset; end 0 = to the end."""
-        if start_frame < 0 or end_frame < 0:
-            raise InvalidArgument("start_frame: frame numbers must not be negative")
+        for name, value in (("start_frame", start_frame), ("end_frame", end_frame)):
+            if not 0 <= value < 1 << 32:
+                raise InvalidArgument(f"{name}: {value} is not a frame number (0 .. 2^32-1)")
         req = pb.CreateClipRequest(asset_id=asset_id, start_frame=start_frame, end_frame=end_frame)
         return _rpc(self.stub.CreateClip, req, timeout=self.timeout, metadata=self._metadata)
 
