@@ -374,3 +374,14 @@ def test_media_with_a_start_timecode_counts_from_its_first_frame(tmp_path, rate)
     back = otio.adapters.read_from_string(otio.adapters.write_to_string(tl, "fcp_xml"), "fcp_xml")
     sel = conform.select_clip(back, clip="c")
     assert conform.media_frame_range(sel, 29.97 if rate != 24 else 24.0, 100) == (3, 9)
+
+
+def test_marks_are_record_timecodes_of_a_timeline_starting_at_one_hour(tmp_path):
+    """Resolve and Premiere start timelines at 01:00:00:00: marks are read against that start."""
+    rate = 30000 / 1001
+    tl = _timeline(rate, tmp_path / "m.avi")
+    tl.global_start_time = ot.from_timecode("01:00:00:00", rate)
+    sel = conform.select_clip(tl, mark_in="01:00:00:07", mark_out="01:00:00:11")
+    assert sel.clip.name == "shotA" and conform.media_frame_range(sel, 29.97, 40) == (5, 9)
+    with pytest.raises(errors.InvalidArgument, match="no video clip"):
+        conform.select_clip(tl, mark_in="00:00:00:07", mark_out="00:00:00:11")
