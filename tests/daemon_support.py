@@ -180,6 +180,8 @@ class DaemonProcess:
             str(self.data),
             "--model",
             str(self.model),
+            "--threads",
+            "1",  # the machine is shared: oversubscribed OpenMP threads slow everything down
             *self.extra,
         ]
 

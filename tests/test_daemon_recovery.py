@@ -1,4 +1,4 @@
-"""The daemon as a real subprocess: kill -9 recovery, graceful SIGTERM, one daemon per user."""
+"""The daemon as a real subprocess: one daemon per user, kill -9 recovery, graceful SIGTERM."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from protos.recast.v1 import engine_pb2 as pb
 
 pytestmark = pytest.mark.timeout(240)
 
-SLOW = dict(steps=30, tune_steps=0, preview_every=0)  # with mask_version=1: invert + generate only
+SLOW = dict(steps=12, tune_steps=0, preview_every=0)  # with mask_version=1: invert + generate only
 
 
 def _masks(stub, clip_id: str, version: int) -> list[np.ndarray]:
@@ -57,6 +57,7 @@ def daemon_proc(tiny_model_dir):
 
 def test_kill9_during_render_and_mask_saves_then_recover(daemon_proc, tmp_path):
     daemon_proc.start()
+    _second_daemon_is_refused(daemon_proc)
     channel, stub = connect(daemon_proc.socket)
     clip, target, _ = setup_clip(stub, tmp_path, n=4)
     job = stub.CreateMaskJob(mask_request(clip, target))
@@ -140,15 +141,14 @@ def test_kill9_during_render_and_mask_saves_then_recover(daemon_proc, tmp_path):
     channel.close()
 
 
-def test_second_daemon_refuses_to_start(daemon_proc):
-    daemon_proc.start()
-    second = DaemonProcess(daemon_proc.root, daemon_proc.model)  # same user folders
+def _second_daemon_is_refused(daemon_proc: DaemonProcess) -> None:
+    """One daemon per user: a second `serve` with the same folders exits with a clear message."""
+    second = DaemonProcess(daemon_proc.root, daemon_proc.model)
     result = subprocess.run(
         second.command(), env=second.env(), cwd=second.env()["PYTHONPATH"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0
     assert "already running" in result.stderr
-    # the first one is unharmed
-    channel, stub = connect(daemon_proc.socket)
+    channel, stub = connect(daemon_proc.socket)  # the first one is unharmed
     assert stub.GetEngineInfo(pb.GetEngineInfoRequest()).pipeline_ready
     channel.close()

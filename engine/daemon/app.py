@@ -133,6 +133,7 @@ class Daemon:
         self.clips = Clips(self.storage, self.assets, self.limits)
         self.masks = Masks(self.storage, self.clips)
         self.host = PipelineHost(c.model, c.device, cache_dir=c.data_dir / "cache", threads=c.torch_threads)
+        self.host.claim_threads()
         runners = Runners(self.storage, self.events, self.assets, self.clips, self.masks, self.host)
         self.jobs = JobManager(self.storage, self.events, self.limits, runners.table())
         interrupted = self.jobs.recover()

@@ -95,13 +95,10 @@ class PipelineHost:
     def load(self, on_done: Callable[[bool], None]) -> threading.Thread:
         def work() -> None:
             try:
-                import torch
 
                 from engine.pipeline import RecastPipeline
 
-                if self.threads:  # a shared or small machine: oversubscribed OpenMP threads spin
-                    self._previous_threads = torch.get_num_threads()
-                    torch.set_num_threads(self.threads)
+                self.apply_threads()
                 self.pipe = RecastPipeline.from_pretrained(
                     self.model, device=self.requested_device, cache_dir=self.cache_dir
                 )
@@ -114,6 +111,27 @@ class PipelineHost:
         t = threading.Thread(target=work, name="recast-pipeline-loader", daemon=True)
         t.start()
         return t
+
+    def claim_threads(self) -> None:
+        """Sets the CPU thread count; call on the main thread before the daemon starts its threads.
+
+        Why then: OpenMP's thread count is per thread and new threads inherit it from where they
+        were started, so setting it later on the loader thread does not reach the worker. On a
+        shared or small machine, oversubscribed OpenMP threads spin at barriers and a job can run
+        ten times slower.
+        """
+        if self.threads:
+            import torch
+
+            self._previous_threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def apply_threads(self) -> None:
+        """Re-applies the thread count on the calling (worker or loader) thread."""
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
 
     def release(self) -> None:
         """Undo process-wide settings (tests run several daemons in one process)."""
@@ -159,6 +177,7 @@ class Runners:
 
     def mask(self, job: Row, req: pb.CreateMaskJobRequest, ctx: RunContext) -> dict:
         pipe = self.host.get()
+        self.host.apply_threads()
         clip, frames, target, settings = self._inputs(req)
         masks = pipe.compute_masks(
             frames,
@@ -177,6 +196,7 @@ class Runners:
 
     def render(self, job: Row, req: pb.CreateRenderJobRequest, ctx: RunContext) -> dict:
         pipe = self.host.get()
+        self.host.apply_threads()
         clip, frames, target, settings = self._inputs(req)
         user_masks = None
         if req.use_latest_masks or req.mask_version:

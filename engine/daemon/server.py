@@ -336,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         limits=limits,
+        torch_threads=args.threads,
     )
     stop = threading.Event()
 
