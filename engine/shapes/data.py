@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.shapes.render import composite, coverage, random_scene, render_background
+from engine.shapes.render import (
+    Background,
+    Scene,
+    composite,
+    coverage,
+    random_background,
+    random_scene,
+    render_background,
+)
 from engine.shapes.vocabulary import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS, SHAPES
 
 COLOURS = list(OBJECT_COLOURS)
@@ -45,14 +53,18 @@ def render_batch(
     n: int,
     classes: np.ndarray | None = None,
     radius: tuple[float, float] = TRAIN_RADIUS,
+    backgrounds: list[Background] | None = None,
 ) -> Batch:
-    """`n` random frames; `classes` (object-class indices) fixes colour and shape per frame."""
+    """`n` random frames; `classes` (object-class indices) fixes colour and shape per frame,
+    `backgrounds` the background per frame."""
     imgs, covs, labels, caps = [], [], [], []
     for i in range(n):
         colour = shape = None
         if classes is not None:
             colour, shape = COLOURS[classes[i] // len(SHAPES)], SHAPES[classes[i] % len(SHAPES)]
         scene = random_scene(rng, size, size, colour=colour, shape=shape, radius=radius)
+        if backgrounds is not None:
+            scene = Scene(scene.colour, scene.shape, scene.pose, backgrounds[i])
         cov = coverage(scene.shape, scene.pose, size, size)
         imgs.append(composite(render_background(scene.background, size, size), scene.colour, cov))
         covs.append(cov)
@@ -67,3 +79,33 @@ def render_batch(
         caps.append(scene.caption)
     lab = np.array(labels)
     return Batch(np.stack(imgs), np.stack(covs), lab[:, 0], lab[:, 1], lab[:, 2], lab[:, 3], caps)
+
+
+def shape_group_batch(rng: np.random.Generator, size: int, n: int, plain_prob: float = 0.5) -> Batch:
+    """Groups of six frames that share colour and background and differ only in shape (hard negatives:
+    a caption can only be matched to its frame by shape). Half the groups use plain backgrounds,
+    whose only edges are the object's."""
+    groups = max(1, n // len(SHAPES))
+    classes, bgs = [], []
+    for _ in range(groups):
+        colour = int(rng.integers(len(COLOURS)))
+        bg = random_background(rng)
+        if rng.random() < plain_prob:
+            bg = Background(bg.colour, "plain")
+        classes += [colour * len(SHAPES) + s for s in range(len(SHAPES))]
+        bgs += [bg] * len(SHAPES)
+    return render_batch(rng, size, len(classes), classes=np.array(classes), backgrounds=bgs)
+
+
+def concat(a: Batch, b: Batch) -> Batch:
+    return Batch(
+        *(
+            np.concatenate([x, y])
+            for x, y in zip(
+                (a.images, a.coverage, a.colour, a.shape, a.pattern, a.background),
+                (b.images, b.coverage, b.colour, b.shape, b.pattern, b.background),
+                strict=True,
+            )
+        ),
+        a.captions + b.captions,
+    )

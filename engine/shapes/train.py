@@ -26,7 +26,7 @@ from typing import Any
 
 STAGES = ("vae", "clip", "pools", "unet")
 PROBE_STEP = 2**40  # the fixed probe batch: a step index training never reaches
-SHARES = {"vae": 0.16, "clip": 0.14, "unet": 0.70}  # of --minutes; pools take what they take
+SHARES = {"vae": 0.16, "clip": 0.20, "unet": 0.70}  # of --minutes; pools take what they take
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TrainConfig:
     text_drop: float = 0.5
     image_drop: float = 0.15
     aux_weight: float = 1.0
+    shape_weight: float = 4.0  # shape is the hard attribute (the trial's encoder never learned it)
     threads: int = 2
     bf16: bool = True
     checkpoint_every_s: float = 120.0
@@ -342,7 +343,7 @@ def train_clip(run: Run, comps: dict) -> None:
     import torch
     import torch.nn.functional as F
 
-    from engine.shapes.data import batch_rng, render_batch
+    from engine.shapes.data import batch_rng, concat, render_batch, shape_group_batch
 
     cfg, size = run.cfg, run.spec.image_size
     te, ie, tok, fe = comps["text_encoder"], comps["image_encoder"], comps["tokenizer"], comps["feature_extractor"]
@@ -351,7 +352,8 @@ def train_clip(run: Run, comps: dict) -> None:
     opt = torch.optim.AdamW(params, lr=cfg.lr["clip"], weight_decay=0.01)
 
     def losses(step: int, n: int) -> dict:
-        b = render_batch(batch_rng(cfg.seed, 1, step), size, n)
+        rng = batch_rng(cfg.seed, 1, step)
+        b = concat(render_batch(rng, size, n - n // 2), shape_group_batch(rng, size, n // 2))
         ids = tok(
             b.captions, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
         ).input_ids
@@ -373,7 +375,7 @@ def train_clip(run: Run, comps: dict) -> None:
         ):
             logit = heads[name](v)
             y = torch.from_numpy(labels)
-            aux = aux + F.cross_entropy(logit, y)
+            aux = aux + F.cross_entropy(logit, y) * (cfg.shape_weight if name == "shape" else 1.0)
             out[f"acc_{name}"] = (logit.argmax(1) == y).float().mean()
         out["loss"] = con + cfg.aux_weight * aux
         return out
