@@ -154,8 +154,8 @@ def random_clip_spec(
         shape_change = bool(rng.random() < 0.5)
     t_shape = str(rng.choice([s for s in SHAPES if s != shape])) if shape_change else shape
     motion = motion or str(rng.choice(MOTIONS))
-    r0 = float(rng.uniform(0.1, 0.2))
-    r1 = float(np.clip(r0 * rng.uniform(0.6, 1.7), r0 / 2, r0 * 2))
+    r0 = float(rng.uniform(0.13, 0.22))  # at the 64-px working size a smaller star is a blob
+    r1 = float(np.clip(r0 * rng.uniform(0.6, 1.7), max(r0 / 2, 0.1), min(r0 * 2, 0.3)))
     ang = float(rng.uniform(-30, 30)) if rng.random() < 0.3 else 0.0
     speed = float(rng.uniform(0.15, 0.45)) * (2.0 if motion == "bounce" else 1.0)
     direction = float(rng.uniform(0, 2 * math.pi))
