@@ -220,6 +220,18 @@ class Clips:
         frames, _ = read_frames(path, clip.start_frame + start, clip.start_frame + end)
         return frames
 
+    def iter_frames(self, clip: Row, start: int = 0, end: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """(index in clip, RGB frame) of [start, end), decoded one at a time (thumbnails, previews)."""
+        start, end = self.range(clip, start, end)
+        asset = self.assets.get(clip.asset_id)
+        if asset.kind == pb.ASSET_KIND_IMAGE:
+            yield 0, media.decode_rgb(self.storage.blobs.get(asset.asset_id), "asset")
+            return
+        frames = media.iter_video_frames(
+            self.storage.blobs.path(asset.asset_id), clip.start_frame + start, clip.start_frame + end
+        )
+        yield from enumerate(frames, start)
+
     def message(self, row: Row) -> pb.Clip:
         return pb.Clip(
             clip_id=row.clip_id,

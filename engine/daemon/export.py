@@ -12,8 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from engine.daemon import media
 from engine.daemon.jobs import JobManager, WrongState
 from engine.daemon.security import resolve_export_path
@@ -76,18 +74,31 @@ def _png_folder(storage: Storage, blobs: list[str], target: Path) -> int:
 
 
 def _mp4(storage: Storage, blobs: list[str], target: Path, fps: float) -> int:
-    from engine.video_io import write_video
+    """Frames are decoded and written one at a time: memory stays flat however long the clip."""
+    import cv2
 
-    frames = np.stack([media.decode_rgb(storage.blobs.get(d), "frame") for d in blobs])
     fd, name = tempfile.mkstemp(prefix=".recast-export-", suffix=".mp4", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    writer = None
     try:
-        write_video(tmp, frames, fps)
+        for digest in blobs:
+            rgb = media.decode_rgb(storage.blobs.get(digest), "frame")
+            if writer is None:
+                h, w = rgb.shape[:2]
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+                if not writer.isOpened():
+                    raise OSError(f"could not open an mp4v writer for {target}")
+            writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if writer is not None:
+            writer.release()
+            writer = None
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.link(tmp, target)  # atomic exclusive create: fails if the name exists
         _fsync_dir(target.parent)
         return target.stat().st_size
     finally:
+        if writer is not None:
+            writer.release()
         tmp.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ checked first) and moves pictures as PNG bytes, never as files.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,24 @@ def probe(path: Path, field: str) -> MediaInfo:
     if count <= 0 or w <= 0 or h <= 0:
         raise InputError(field, "holds no video frames")
     return MediaInfo(pb.ASSET_KIND_VIDEO, w, h, count, fps)
+
+
+def iter_video_frames(path: Path, start: int, end: int) -> Iterator[np.ndarray]:
+    """RGB frames [start, end) decoded one by one with a single open: O(frames), flat memory."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError("asset", "the stored video can no longer be opened")
+        for _ in range(start):  # no seeking: frame-exact in every container, same frames as the pipeline's
+            if not cap.grab():
+                raise InputError("start", f"frame {start} is past the decodable end of the video")
+        for i in range(start, end):
+            ok, bgr = cap.read()
+            if not ok:
+                raise InputError("end", f"frame {i} could not be decoded (the video ends early)")
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -95,7 +95,6 @@ class PipelineHost:
     def load(self, on_done: Callable[[bool], None]) -> threading.Thread:
         def work() -> None:
             try:
-
                 from engine.pipeline import RecastPipeline
 
                 self.apply_threads()

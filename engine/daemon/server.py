@@ -31,8 +31,6 @@ from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 if TYPE_CHECKING:
     from engine.daemon.app import Daemon
 
-_FRAME_BATCH = 8  # frames decoded at once by GetClipFrames: bounds memory for long clips
-
 
 class EngineServicer(pb_grpc.EngineServicer):
     def __init__(self, daemon: Daemon):
@@ -94,11 +92,8 @@ class EngineServicer(pb_grpc.EngineServicer):
     @streaming
     def GetClipFrames(self, request: pb.GetClipFramesRequest, context: grpc.ServicerContext):  # noqa: ANN201
         clip = self.d.clips.get(request.clip_id)
-        start, end = self.d.clips.range(clip, request.start, request.end)
-        for s in range(start, end, _FRAME_BATCH):
-            frames = self.d.clips.read_frames(clip, s, min(end, s + _FRAME_BATCH))
-            for k, frame in enumerate(frames):
-                yield pb.FrameImage(frame_index=s + k, image=media.image_message(media.fit(frame, request.max_size)))
+        for i, frame in self.d.clips.iter_frames(clip, request.start, request.end):
+            yield pb.FrameImage(frame_index=i, image=media.image_message(media.fit(frame, request.max_size)))
             if not context.is_active():
                 return
 
