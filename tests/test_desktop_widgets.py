@@ -214,3 +214,20 @@ def test_snapshot_writes_the_window_to_png(tmp_path, clip_file):
                           str(tmp_path / "missing.mp4")], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "missing.mp4" in bad.stderr
+
+
+def test_long_sessions_do_not_exhaust_none(tmp_path):
+    """desktop.refcount_guard: 200k void Qt calls (hours of use) in a process without torch."""
+    code = (
+        "import desktop, sys\n"
+        "from PySide6.QtWidgets import QApplication, QLabel\n"
+        "app = QApplication([])\n"
+        "label = QLabel('x')\n"
+        "for i in range(200_000):\n"
+        "    label.setToolTip('t')\n"
+        "print('ok', 'torch' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-500:]
+    assert r.stdout.split() == ["ok", "False"]

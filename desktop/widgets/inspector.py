@@ -144,10 +144,10 @@ class Inspector(QWidget):
         r = self.recipe
         self._syncing = True
         try:
-            if self.source_prompt.text() != r.source_prompt:
-                self.source_prompt.setText(r.source_prompt)
-            if self.target_prompt.text() != r.target_prompt:
-                self.target_prompt.setText(r.target_prompt)
+            for edit, text in ((self.source_prompt, r.source_prompt), (self.target_prompt, r.target_prompt)):
+                if edit.text() != text:
+                    edit.setText(text)
+                    edit.setCursorPosition(0)  # show the start of a restored prompt
             self.seed.setValue(r.seed)
             for name, w in self.editors.items():
                 v = r.values[name]

@@ -67,7 +67,7 @@ class MaskTools(QWidget):
 
         lay.addWidget(QLabel("Masks"))
         self.versions = QComboBox(objectName="mask-versions")
-        self.versions.setMinimumContentsLength(10)
+        self.versions.setMinimumContentsLength(13)
         self.versions.setToolTip("Mask versions of the range (painted corrections are new versions)")
         self.versions.activated.connect(self._chosen)
         lay.addWidget(self.versions)
