@@ -25,6 +25,18 @@ from desktop.model.recipe import Recipe
 from desktop.settings import StudioSettings
 from protos.recast.v1 import engine_pb2 as pb
 
+FRAME_BUDGET = 1 << 30  # bytes of decoded source frames the studio keeps for a clip
+
+
+def display_size(width: int, height: int, frames: int, budget: int = FRAME_BUDGET) -> int:
+    """Longer side to fetch frames at (0 = full size) so a long or large clip fits the budget.
+    Masks are painted at full resolution regardless; only the pictures are smaller."""
+    full = width * height * 3 * max(1, frames)
+    if full <= budget:
+        return 0
+    return max(320, int(max(width, height) * (budget / full) ** 0.5))
+
+
 _KIND = {pb.JOB_KIND_MASK: "mask", pb.JOB_KIND_RENDER: "render"}
 _ENDED = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
 _HISTORY = 8  # finished jobs listed in the job panel after (re)connecting
@@ -244,7 +256,9 @@ class Controller(QObject):
             if doc.clip is expected:
                 doc.set_frame(*payload)
 
-        self._run(lambda emit: rpc.stream_frames(stub, clip_id, lambda *a: emit(a)),
+        clip = self.doc.clip
+        size = display_size(clip.width, clip.height, clip.frame_count)
+        self._run(lambda emit: rpc.stream_frames(stub, clip_id, lambda *a: emit(a), max_size=size),
                   item=item, done=lambda _r: self.framesDone.emit())
 
     def _restore_work(self, asset_id: str) -> None:

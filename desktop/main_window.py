@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -35,6 +36,7 @@ from desktop.undo import PaintStroke
 from desktop.widgets.inspector import Inspector
 from desktop.widgets.jobs_panel import JobsPanel
 from desktop.widgets.mask_tools import MaskTools
+from desktop.widgets.preferences import Preferences
 from desktop.widgets.shortcuts_sheet import ShortcutsSheet
 from desktop.widgets.timeline import Timeline
 from desktop.widgets.viewer import Viewer
@@ -148,6 +150,9 @@ class MainWindow(QMainWindow):
         edit = self.menuBar().addMenu("&Edit")
         for k in ("undo", "redo", "save_masks"):
             edit.addAction(a[k])
+        edit.addSeparator()
+        prefs = edit.addAction("Preferences…")
+        prefs.triggered.connect(lambda: Preferences(self.settings, self.controller.options, self).exec())
         mark = self.menuBar().addMenu("&Mark")
         for k in ("mark_in", "mark_out", "clear_range", "go_in", "go_out"):
             mark.addAction(a[k])
@@ -175,7 +180,7 @@ class MainWindow(QMainWindow):
         self.viewer.strokeFinished.connect(self._stroke)
         self.viewer.notice.connect(lambda m: self.statusBar().showMessage(m, 6000))
         self.timeline.seek.connect(d.set_playhead)
-        self.tools.versionChosen.connect(c.load_masks)
+        self.tools.versionChosen.connect(self._switch_version)
         self.tools.saveRequested.connect(self.act_save_masks)
         self.inspector.computeMasks.connect(self.act_compute_masks)
         self.inspector.render.connect(self.act_render)
@@ -220,7 +225,7 @@ class MainWindow(QMainWindow):
         files = self.settings.recent_files()
         for f in files:
             act = self.recent_menu.addAction(f)
-            act.triggered.connect(lambda _=False, f=f: self.controller.open_clip(f))
+            act.triggered.connect(lambda _=False, f=f: self.open_path(f))
         if not files:
             self.recent_menu.addAction("(none)").setEnabled(False)
         else:
@@ -233,6 +238,31 @@ class MainWindow(QMainWindow):
                           f"{'Paint' if self.viewer.tool == 'brush' else 'Erase'} on frame {frame}")
         if not cmd.empty:
             self.controller.undo.push(cmd)
+
+    def confirm_discard(self, what: str) -> bool:
+        """Unsaved mask corrections are never dropped silently: save them, drop them, or stay."""
+        if not self.doc.masks.dirty:
+            return True
+        n = len(self.doc.masks.dirty)
+        answer = QMessageBox.question(
+            self, "Unsaved mask corrections",
+            f"{n} painted frame(s) are not saved yet. Save them as a new mask version before {what}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            self.controller.save_masks()
+            return False  # go on once it is saved
+        return answer == QMessageBox.StandardButton.Discard
+
+    def open_path(self, path: str | Path) -> None:
+        if self.confirm_discard("opening another clip"):
+            self.controller.open_clip(path)
+
+    def _switch_version(self, version: int) -> None:
+        if self.confirm_discard("switching versions"):
+            self.controller.load_masks(version)
+        else:
+            self.tools._versions()  # show the current version again
 
     # --- actions (named after the shortcut table) -------------------------------------------------------
 
@@ -321,7 +351,7 @@ class MainWindow(QMainWindow):
         name, _ = QFileDialog.getOpenFileName(self, "Open a clip", start, VIDEO_FILTER)
         if name:
             self.settings.set("paths/last_dir", str(Path(name).parent))
-            self.controller.open_clip(name)
+            self.open_path(name)
 
     def _export_dialog(self, fmt: str) -> None:
         if not self.controller.finished_render:
@@ -365,7 +395,7 @@ class MainWindow(QMainWindow):
         p = self._dropped_video(event)
         if p is not None:
             event.acceptProposedAction()
-            self.controller.open_clip(p)
+            self.open_path(p)
 
     # --- settings ------------------------------------------------------------------------------------
 
@@ -404,6 +434,9 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.confirm_discard("quitting"):
+            event.ignore()
+            return
         self.playback.stop()
         self.save_settings()
         self.controller.shutdown()

@@ -172,6 +172,20 @@ def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media):
     from_engine = rpc.masks(stub, doc.work.clip_id, 2, doc.work.start)
     assert np.array_equal(from_engine[3], (painted > 127).astype(np.uint8) * 255)
     assert np.array_equal(rpc.masks(stub, doc.work.clip_id, 1, 1)[3], before)  # v1 untouched
+    # switch back to v1 and forth to v2 from the versions list
+    win.tools.versions.activated.emit(win.tools.versions.findData(1))
+    qtbot.waitUntil(lambda: doc.masks.version == 1, timeout=20000)
+    assert np.array_equal(doc.masks.mask(3), before)
+    win.tools.versions.activated.emit(win.tools.versions.findData(2))
+    qtbot.waitUntil(lambda: doc.masks.version == 2, timeout=20000)
+
+    # the engine's refusals read as sentences naming the field
+    good = win.recipe.source_prompt
+    win.recipe.update(source_prompt="a red circle " * 200)
+    qtbot.mouseClick(win.inspector.render_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "source_prompt" in win.last_error, timeout=20000)
+    assert "Traceback" not in win.last_error and win.banner.isVisible()
+    win.recipe.update(source_prompt=good)
 
     # render with the painted masks; result frames stream into the viewer and timeline
     key(win, "3")

@@ -13,6 +13,7 @@ import pytest
 from conftest import moving_disc_clip, write_clip
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
 
 from desktop.client.connection import EngineOptions
 from desktop.local_preview import open_locally
@@ -100,7 +101,7 @@ def test_keyboard_transport_and_range(qtbot, tmp_path, clip_file):
     assert win.recipe.source_prompt == "lion" and doc.playhead == at
 
 
-def test_brush_eraser_size_opacity_and_one_undo_step_per_stroke(qtbot, tmp_path, clip_file):
+def test_brush_eraser_size_opacity_and_one_undo_step_per_stroke(qtbot, tmp_path, clip_file, monkeypatch):
     win = window(qtbot, tmp_path)
     open_locally(win.doc, clip_file)
     with_masks(win)
@@ -150,6 +151,16 @@ def test_brush_eraser_size_opacity_and_one_undo_step_per_stroke(qtbot, tmp_path,
     viewer.notice.connect(notices.append)
     stroke([at(0.5, 0.5)])
     assert notices and "compute masks" in notices[0].lower()
+    # unsaved corrections are never dropped silently: quitting asks first
+    asked: list[str] = []
+
+    def answer(button):  # noqa: ANN001, ANN202
+        return lambda *a, **k: asked.append(a[2]) or button
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    assert not win.close() and win.isVisible() and "not saved" in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Discard))
+    assert win.close() and len(asked) == 2
 
 
 def test_views_and_wipe(qtbot, tmp_path, clip_file):
@@ -204,12 +215,12 @@ def test_snapshot_writes_the_window_to_png(tmp_path, clip_file):
     out = tmp_path / "shot.png"
     env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
            "HOME": str(tmp_path)}
-    r = subprocess.run([sys.executable, "-m", "desktop", "--snapshot", str(out), str(clip_file), "--size", "1200x760",
+    r = subprocess.run([sys.executable, "-m", "desktop", "--snapshot", str(out), str(clip_file), "--size", "1280x800",
                         "--settings", str(tmp_path / "s.ini")], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
     img = cv2.imread(str(out))
-    assert img.shape[:2] == (760, 1200) and img.std() > 10
+    assert img.shape[:2] == (800, 1280) and img.std() > 10
     bad = subprocess.run([sys.executable, "-m", "desktop", "--snapshot", str(out.with_name("x.png")),
                           str(tmp_path / "missing.mp4")], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)

@@ -59,7 +59,7 @@ class MaskTools(QWidget):
         lay.addWidget(QLabel("Opacity"))
         self.opacity = QSlider(Qt.Orientation.Horizontal, objectName="overlay-opacity")
         self.opacity.setRange(0, 100)
-        self.opacity.setFixedWidth(90)
+        self.opacity.setFixedWidth(72)
         self.opacity.setToolTip("Opacity of the mask overlay")
         self.opacity.valueChanged.connect(lambda v: viewer.set_opacity(v / 100))
         lay.addWidget(self.opacity)
