@@ -337,6 +337,11 @@ class Controller(QObject):
         if self.doc.clip is None:
             self.error.emit("Open a clip first.")
             return False
+        work, masks = self.doc.work, self.doc.masks
+        if masks.dirty and work is not None and self.doc.range() != (work.start, work.end):
+            self.error.emit(f"The range changed while frames {work.start}–{work.end - 1} have unsaved mask "
+                            "corrections: save them (Ctrl+S) or set the range back first.")
+            return False
         problems = self.recipe.problems()
         if problems:
             self.error.emit(" ".join(problems))

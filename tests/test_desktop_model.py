@@ -104,6 +104,8 @@ def test_job_progress_text(qapp):
     assert j.describe() == "queued — 2 ahead"
     jobs.update("j1", state="running", stage="generate", step=2, total=4, eta=3.2)
     assert j.describe() == "generate 2/4, about 3 s left" and j.fraction == 0.5 and changed == ["j1"]
+    jobs.update("j1", frames_done=2)
+    assert j.describe().endswith("· 2 frames in")
     jobs.update("j1", state="failed", error="settings.steps: must be at least 1")
     assert j.done and "settings.steps" in j.describe() and jobs.active() == []
 
@@ -126,3 +128,13 @@ def test_errors_read_as_sentences():
     assert "limits" in friendly(_Rpc(grpc.StatusCode.RESOURCE_EXHAUSTED, "size_bytes: over 1 GiB"))
     assert friendly(StudioError("Open a clip first.")) == "Open a clip first."
     assert "Traceback" not in friendly(FileNotFoundError(2, "No such file", "/nope.mp4"))
+
+
+def test_source_frames_fit_a_memory_budget():
+    from desktop.controller import display_size
+
+    assert display_size(64, 48, 100) == 0  # small clips at full size
+    side = display_size(1920, 1080, 2000, budget=1 << 30)
+    assert 320 <= side < 1920
+    w, h = side, side * 1080 // 1920
+    assert w * h * 3 * 2000 <= (1 << 30) * 1.01

@@ -41,7 +41,8 @@ class JobInfo:
             return "queued — runs next" if self.position == 0 else f"queued — {self.position} ahead"
         if self.state == "running":
             eta = f", about {self.eta:.0f} s left" if self.eta >= 0 else ""
-            return f"{self.stage or 'starting'} {self.step}/{self.total}{eta}" if self.total else "starting"
+            frames = f" · {self.frames_done} frames in" if self.frames_done else ""
+            return f"{self.stage or 'starting'} {self.step}/{self.total}{eta}{frames}" if self.total else "starting"
         if self.state == "failed":
             return f"failed: {self.error}"
         if self.state == "finished" and self.kind == "render":
