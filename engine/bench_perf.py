@@ -242,6 +242,10 @@ def warm_daemon(args: argparse.Namespace, model: str, overrides: dict) -> dict:
         - sum(r["masks"]["model_s"] for r in runs) / sum(r["masks"]["server_s"] for r in runs),
         "outside_model_fraction_render": 1.0
         - sum(r["render"]["model_s"] for r in runs) / sum(r["render"]["server_s"] for r in runs),
+        "daemon_io_fraction": sum(run[k]["timings"].get("daemon_io", 0.0) for run in runs for k in ("masks", "render"))
+        / job_time
+        if job_time
+        else float("nan"),
         "runs": runs,
     }
 
@@ -307,13 +311,14 @@ def memory_probe(model: str, frames: int, size: int, steps: int, device: str | N
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
-    peak_rss = max(peak[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak_rss = peak[0]  # sampled during the render only: ru_maxrss would include model loading
     return {
         "frames": frames,
         "baseline_mb": baseline / 2**20,
         "peak_mb": peak_rss / 2**20,
         "net_mb": (peak_rss - baseline) / 2**20,
         "wall_s": wall,
+        "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -436,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warm daemon: masks {warm['masks_s']:.2f} s, render {warm['render_s']:.2f} s, "
             f"first preview {warm['first_preview_s']:.2f} s, outside model "
-            f"{100 * warm['outside_model_fraction']:.0f} %",
+            f"{100 * warm['outside_model_fraction']:.0f} % (daemon bookkeeping {100 * warm['daemon_io_fraction']:.0f} %)",
             flush=True,
         )
         if not args.skip_memory:

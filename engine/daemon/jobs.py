@@ -66,6 +66,7 @@ class RunContext:
         self._last_preview = 0.0
         self.first_preview_at: float | None = None
         self.started_at = time.monotonic()
+        self.io_seconds = 0.0  # time the daemon spent recording events and results for this job
 
     def progress(self, stage: str, step: int, total: int) -> None:
         """At most ~100 events/s (each is a durable write); a stage's first and last steps always."""
@@ -83,6 +84,7 @@ class RunContext:
             "progress",
             pb.ProgressEvent(stage=stage, step=int(step), total=int(total), eta_seconds=float(eta)),
         )
+        self.io_seconds += time.monotonic() - now
 
     def preview(self, frame_index: int, make_image: Callable[[], pb.Image]) -> None:
         """Throttled to ~4/s; the image is only encoded when it will be sent."""
@@ -95,6 +97,7 @@ class RunContext:
         self.manager.events.append(
             self.job.job_id, "preview", pb.PreviewEvent(frame_index=int(frame_index), image=make_image())
         )
+        self.io_seconds += time.monotonic() - now
 
 
 # A runner executes one job on the worker thread: (job row, request message, context) -> outcome
@@ -396,7 +399,9 @@ class JobManager:
                 frame_count=int(outcome.get("frame_count", 0)),
                 wall_seconds=time.monotonic() - t0,
             )
-            for k, v in (outcome.get("timings") or {}).items():
+            timings = dict(outcome.get("timings") or {})
+            timings["daemon_io"] = ctx.io_seconds
+            for k, v in timings.items():
                 try:
                     finished.timings[str(k)] = float(v)
                 except (TypeError, ValueError):

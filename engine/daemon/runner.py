@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,7 @@ class Runners:
         pipe = self.host.get()
         self.host.apply_threads()
         clip, frames, target, settings = self._inputs(req)
+        before = dict(getattr(pipe, "timings", {}) or {})
         masks = pipe.compute_masks(
             frames,
             target,
@@ -188,10 +190,14 @@ class Runners:
             cancel=ctx.cancel,
         )
         masks = np.asarray(masks, dtype=np.uint8)
+        after = dict(getattr(pipe, "timings", {}) or {})
+        timings = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+        t0 = time.monotonic()
         version, blobs = self.masks.save_auto(clip.clip_id, job.job_id, masks)
         for i, digest in sorted(blobs.items()):
             self._record_frame(job.job_id, i, "", digest)
-        return {"mask_version": version, "frame_count": len(blobs)}
+        ctx.io_seconds += time.monotonic() - t0
+        return {"mask_version": version, "frame_count": len(blobs), "timings": timings}
 
     def render(self, job: Row, req: pb.CreateRenderJobRequest, ctx: RunContext) -> dict:
         pipe = self.host.get()
@@ -208,8 +214,10 @@ class Runners:
             ctx.preview(int(i), lambda: media.image_message(media.fit(np.asarray(rgb, np.uint8), 512)))
 
         def on_frame(i: int, rgb: np.ndarray, mask: np.ndarray) -> None:
+            t0 = time.monotonic()
             self._store_result(job.job_id, int(i), rgb, mask)
             stored.add(int(i))
+            ctx.io_seconds += time.monotonic() - t0
 
         result = pipe.render(
             frames,
