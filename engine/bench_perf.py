@@ -441,7 +441,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warm daemon: masks {warm['masks_s']:.2f} s, render {warm['render_s']:.2f} s, "
             f"first preview {warm['first_preview_s']:.2f} s, outside model "
-            f"{100 * warm['outside_model_fraction']:.0f} % (daemon bookkeeping {100 * warm['daemon_io_fraction']:.0f} %)",
+            f"{100 * warm['outside_model_fraction']:.0f} % "
+            f"(daemon bookkeeping {100 * warm['daemon_io_fraction']:.0f} %)",
             flush=True,
         )
         if not args.skip_memory:
