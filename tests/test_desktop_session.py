@@ -234,7 +234,7 @@ def test_gui_thread_never_blocks_during_a_render(qtbot, tmp_path, daemon, media)
     open_clip(qtbot, win, clip)
     fill_recipe(qtbot, win, target)
     key(win, "3")  # result view: every arriving frame is drawn
-    win.inspector.editors["steps"].setValue(5)  # a longer render: more previews and progress to draw
+    win.inspector.editors["steps"].setValue(20)  # a longer render: many previews and progress events
     gaps: list[float] = []
     last = [time.perf_counter()]
 
