@@ -25,9 +25,12 @@ pytestmark = pytest.mark.timeout(180)
 SLOW = dict(steps=60, tune_steps=0, preview_every=0)  # long enough to act on while it runs
 
 
+WATCH_LIMIT = 10
+
+
 @pytest.fixture(scope="module")
 def daemon(tiny_model_dir):
-    with InProcess(tiny_model_dir) as d:
+    with InProcess(tiny_model_dir, max_watch_streams=WATCH_LIMIT) as d:
         yield d
 
 
@@ -150,3 +153,32 @@ def test_queue_positions_are_reported(daemon, clip):
     positions = [e.queued.position for e in events if e.HasField("queued")]
     assert positions[0] == 1 and positions[-1] == 0
     assert kinds(events)[-1] == "finished"
+
+
+def test_open_watch_streams_are_capped_and_freed(daemon, clip):
+    """Each Watch holds a server thread while it follows a job: past the cap, RESOURCE_EXHAUSTED
+    instead of starving other calls; a stream the client drops gives its slot back."""
+    import time
+
+    clip_msg, target, _ = clip
+    job = daemon.stub.CreateRenderJob(render_request(clip_msg, target, **SLOW))
+    wait_state(daemon.stub, job.job_id, {pb.JOB_STATE_RUNNING})
+    streams = [daemon.stub.Watch(pb.WatchRequest(job_id=job.job_id)) for _ in range(WATCH_LIMIT)]
+    for s in streams:
+        next(s)
+    with pytest.raises(grpc.RpcError) as exc:
+        next(daemon.stub.Watch(pb.WatchRequest(job_id=job.job_id)))
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "Watch" in exc.value.details()
+    assert daemon.stub.GetJob(pb.GetJobRequest(job_id=job.job_id)).job_id == job.job_id  # others still served
+    for s in streams:
+        s.cancel()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            next(daemon.stub.Watch(pb.WatchRequest(job_id=job.job_id)))
+            break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+            time.sleep(0.1)
+    daemon.stub.CancelJob(pb.CancelJobRequest(job_id=job.job_id))
+    wait_state(daemon.stub, job.job_id, {pb.JOB_STATE_CANCELLED})

@@ -67,7 +67,9 @@ class DaemonConfig:
     model: str | None = None
     device: str | None = None
     limits: Limits = field(default_factory=Limits)
-    max_workers: int = 32
+    max_workers: int = 64
+    # Watch streams stay open for a job's lifetime; capping them keeps threads free for other calls.
+    max_watch_streams: int = 48
     torch_threads: int | None = None
 
     @classmethod

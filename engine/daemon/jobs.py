@@ -371,6 +371,7 @@ class JobManager:
                 return  # cancelled between the pick and now
             self._running = ctx
         self._announce_positions()
+        log.info("job %s (%s) started", job.job_id, pb.JobKind.Name(job.kind))
         t0 = time.monotonic()
         try:
             request = (pb.CreateMaskJobRequest if job.kind == pb.JOB_KIND_MASK else pb.CreateRenderJobRequest)()
@@ -391,6 +392,8 @@ class JobManager:
             text = str(exc) if isinstance(exc, RecastError) else f"{type(exc).__name__}: {exc}"
             if code == "INTERNAL":
                 log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
+            else:
+                log.info("job %s failed: %s", job.job_id, text)
             self._finish(job.job_id, pb.JOB_STATE_FAILED, "failed", pb.FailedEvent(code=code, message=text), error=text)
         else:
             mask_version = int(outcome.get("mask_version", 0))
@@ -407,6 +410,7 @@ class JobManager:
                 except (TypeError, ValueError):
                     continue
             self._finish(job.job_id, pb.JOB_STATE_SUCCEEDED, "finished", finished, mask_version=mask_version)
+            log.info("job %s finished in %.1f s", job.job_id, finished.wall_seconds)
         finally:
             with self._wake:
                 self._running = None

@@ -24,7 +24,7 @@ from engine.daemon.jobs import TERMINAL_STATES, Draining, WrongState
 from engine.daemon.runner import settings_from_proto
 from engine.daemon.security import PathRefused, is_local_peer
 from engine.daemon.status import streaming, unary
-from engine.errors import InputError
+from engine.errors import InputError, LimitError
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 class EngineServicer(pb_grpc.EngineServicer):
     def __init__(self, daemon: Daemon):
         self.d = daemon
+        self._watch_limit = daemon.config.max_watch_streams
+        self._watch_slots = threading.BoundedSemaphore(self._watch_limit)
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -162,7 +164,17 @@ class EngineServicer(pb_grpc.EngineServicer):
             gone.set()
             self.d.events.wake_all()
 
-        context.add_callback(on_done)
+        if not self._watch_slots.acquire(blocking=False):
+            raise LimitError(
+                "job_id", f"{self._watch_limit} Watch streams are open, the limit; close streams you no longer read"
+            )
+        try:
+            context.add_callback(on_done)
+            yield from self._follow(request, gone)
+        finally:
+            self._watch_slots.release()
+
+    def _follow(self, request: pb.WatchRequest, gone: threading.Event):  # noqa: ANN202
         next_seq = max(1, request.from_seq)
         while True:
             batch = self.d.events.read(request.job_id, next_seq)
