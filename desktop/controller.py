@@ -113,8 +113,14 @@ class Controller(QObject):
         if allow_start is not None:
             opts.start_if_missing = allow_start
         self._set_state("connecting", "looking for the engine…")
-        log = opts.runtime_dir.parent / "recast-studio-engine.log" if opts.runtime_dir.parent.is_dir() else None
-        self._run(connection.connect, opts, log, done=self._connected, failed=self._connect_failed)
+        def work() -> Engine:
+            try:
+                log = connection.default_log_path()
+            except OSError:
+                log = None  # no private folder for the log: the engine still starts
+            return connection.connect(opts, log)
+
+        self._run(work, done=self._connected, failed=self._connect_failed)
 
     def _connected(self, engine: Engine) -> None:
         self._connecting = False

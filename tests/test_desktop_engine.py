@@ -14,7 +14,8 @@ from desktop.settings import StudioSettings
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_studio_starts_an_engine_and_stops_it_on_exit(qtbot, tmp_path, tiny_model_dir):
+def test_studio_starts_an_engine_and_stops_it_on_exit(qtbot, tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the engine's log goes here
     root = short_tmp()
     options = EngineOptions(runtime_dir=root / "run", model=str(tiny_model_dir), start_if_missing=True,
                             extra_env={"XDG_DATA_HOME": str(root / "data")}, serve_args=["--threads", "1"])
@@ -32,6 +33,7 @@ def test_studio_starts_an_engine_and_stops_it_on_exit(qtbot, tmp_path, tiny_mode
     assert other.info.pid == engine.info.pid and not other.started_by_us
     other.close()
 
+    assert "listening" in (tmp_path / "state" / "recast" / "studio-engine.log").read_text()
     process = engine.process
     win.close()  # quitting the studio stops the engine it started, gracefully
     assert process.poll() is not None

@@ -32,6 +32,14 @@ def default_runtime_dir() -> Path:
     return Path(base) / "recast" if base else Path(f"/tmp/recast-{os.getuid()}")
 
 
+def default_log_path() -> Path:
+    """Where an engine the studio starts writes its log: a private folder of the user's state."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    folder = base / "recast"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / "studio-engine.log"
+
+
 @dataclass
 class EngineOptions:
     """How to find or start the daemon (settings; command-line flags override)."""
