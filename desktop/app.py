@@ -118,7 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args.settings)
     win = MainWindow(settings, _options(args, settings))
     win.show()
+    _close_on_signals(win)
     win.controller.connect_engine()
     if args.clip:
         win.controller.open_clip(args.clip)
     return app.exec()
+
+
+def _close_on_signals(win) -> None:  # noqa: ANN001
+    """Ctrl+C or SIGTERM close the window normally, so an engine the studio started is stopped.
+    Qt's loop does not run Python code by itself; a short timer lets the signal handler run."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: win.close())
+    timer = QTimer(win)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

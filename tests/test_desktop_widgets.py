@@ -242,3 +242,24 @@ def test_long_sessions_do_not_exhaust_none(tmp_path):
                        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr[-500:]
     assert r.stdout.split() == ["ok", "False"]
+
+
+def test_the_app_starts_and_quits_cleanly_on_sigterm(tmp_path, clip_file):
+    env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "desktop", "--no-start-engine", "--settings",
+                             str(tmp_path / "s.ini"), str(clip_file)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        import time
+
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat).contains("window/geometry")
