@@ -134,7 +134,16 @@ class Daemon:
         self.assets = Assets(self.storage, self.limits)
         self.clips = Clips(self.storage, self.assets, self.limits)
         self.masks = Masks(self.storage, self.clips)
-        self.host = PipelineHost(c.model, c.device, cache_dir=c.data_dir / "cache", threads=c.torch_threads)
+        from engine.settings import Limits as PipelineLimits
+
+        pipeline_limits = PipelineLimits(
+            max_frames=self.limits.max_clip_frames,
+            max_clip_pixels=self.limits.max_clip_pixels,
+            max_prompt_chars=self.limits.max_prompt_chars,
+        )
+        self.host = PipelineHost(
+            c.model, c.device, cache_dir=c.data_dir / "cache", threads=c.torch_threads, limits=pipeline_limits
+        )
         self.host.claim_threads()
         runners = Runners(self.storage, self.events, self.assets, self.clips, self.masks, self.host)
         self.jobs = JobManager(self.storage, self.events, self.limits, runners.table())

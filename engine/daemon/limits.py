@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import InputError, LimitError
+from engine.settings import Limits as PipelineLimits
 
 MIB = 1024 * 1024
+_PIPELINE = PipelineLimits()  # the daemon never accepts what the pipeline would refuse later
 
 
 @dataclass(frozen=True)
@@ -20,9 +22,9 @@ class Limits:
 
     max_asset_bytes: int = 4 * 1024 * MIB
     max_chunk_bytes: int = MIB
-    max_clip_frames: int = 2048
-    max_clip_pixels: int = 2048 * 1920 * 1080
-    max_prompt_chars: int = 1000
+    max_clip_frames: int = _PIPELINE.max_frames
+    max_clip_pixels: int = _PIPELINE.max_clip_pixels
+    max_prompt_chars: int = _PIPELINE.max_prompt_chars
     max_queued_jobs: int = 64
     max_message_bytes: int = 64 * MIB
     max_image_pixels: int = 8192 * 8192

@@ -68,12 +68,18 @@ class PipelineHost:
     """Holds the one pipeline instance; loads it on a background thread."""
 
     def __init__(
-        self, model: str | None, device: str | None, cache_dir: Path | None = None, threads: int | None = None
+        self,
+        model: str | None,
+        device: str | None,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        limits: Any = None,
     ):
         self.model = model
         self.requested_device = device
         self.cache_dir = cache_dir
         self.threads = threads
+        self.limits = limits  # engine.settings.Limits matching the daemon's, so both refuse the same
         self._previous_threads: int | None = None
         self.pipe: Any = None
         self.error: str = ""
@@ -100,7 +106,7 @@ class PipelineHost:
 
                 self.apply_threads()
                 self.pipe = RecastPipeline.from_pretrained(
-                    self.model, device=self.requested_device, cache_dir=self.cache_dir
+                    self.model, device=self.requested_device, cache_dir=self.cache_dir, limits=self.limits
                 )
             except Exception as exc:  # reported through health, EngineInfo and every job
                 log.exception("loading the pipeline failed")
