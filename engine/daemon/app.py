@@ -38,6 +38,7 @@ from engine.daemon.security import (
 )
 from engine.daemon.server import EngineServicer
 from engine.daemon.storage import Storage
+from engine.settings import Limits as PipelineLimits
 from protos.recast.v1 import engine_pb2 as pb
 
 log = logging.getLogger("recast.daemon")
@@ -134,8 +135,6 @@ class Daemon:
         self.assets = Assets(self.storage, self.limits)
         self.clips = Clips(self.storage, self.assets, self.limits)
         self.masks = Masks(self.storage, self.clips)
-        from engine.settings import Limits as PipelineLimits
-
         pipeline_limits = PipelineLimits(
             max_frames=self.limits.max_clip_frames,
             max_clip_pixels=self.limits.max_clip_pixels,
