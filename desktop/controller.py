@@ -304,18 +304,30 @@ class Controller(QObject):
 
     def load_results(self, job_id: str) -> None:
         """Show a finished render's frames (and make it the one File ▸ Export writes)."""
-        work, stub = self.doc.work, self._stub()
+        if not self._need_engine():
+            return
+        doc, stub = self.doc, self._stub()
+        asset_id = doc.clip.asset_id if doc.clip else ""
 
-        def done(frames: dict) -> None:
-            if self.doc.work != work:
+        def fetch() -> tuple[int, dict]:
+            job = stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
+            clip = stub.GetClip(pb.GetClipRequest(clip_id=job.clip_id), timeout=10)
+            if clip.asset_id != asset_id:
+                raise StudioError("That render belongs to another clip: open that clip to see it.")
+            return clip.start_frame, rpc.result_frames(stub, job_id)
+
+        def done(result: tuple[int, dict]) -> None:
+            start, frames = result
+            if doc.clip is None or doc.clip.asset_id != asset_id:
                 return
-            self.doc.begin_result(job_id)
+            doc.begin_result(job_id)
             for i, rgb in sorted(frames.items()):
-                self.doc.set_result(work.start + i, rgb)
-            self.doc.result_job_done = True
+                doc.set_result(start + i, rgb)
+            doc.result_job_done = True
             self.finished_render = job_id
+            self.message.emit(f"Showing render {job_id[:8]} ({len(frames)} frames); File ▸ Export writes it.")
 
-        self._run(lambda: rpc.result_frames(stub, job_id), done=done)
+        self._run(fetch, done=done)
 
     def _work_clip(self) -> WorkClip:
         """(worker thread) The engine clip for the marked range, made once per range."""

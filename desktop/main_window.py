@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         self.inspector.computeMasks.connect(self.act_compute_masks)
         self.inspector.render.connect(self.act_render)
         self.jobs_panel.cancelRequested.connect(c.cancel)
+        self.jobs_panel.showRequested.connect(c.load_results)
         d.playheadChanged.connect(self._update_frame_label)
         d.rangeChanged.connect(self._update_frame_label)
         d.clipChanged.connect(self._update_frame_label)

@@ -280,6 +280,14 @@ def test_a_restarted_studio_reattaches_to_running_jobs(qtbot, tmp_path, daemon, 
     qtbot.waitUntil(lambda: second.controller.finished_render == job.job_id, timeout=20000)
     n = second.doc.out_point - second.doc.in_point + 1
     assert len(second.doc.results) == n
+    # an older render from the history: "Show" puts its frames on screen (and makes it the export)
+    older = next(j for j in second.jobs.jobs.values()
+                 if j.kind == "render" and j.state == "finished" and j.job_id != job.job_id)
+    show = second.jobs_panel.rows[older.job_id].show_button
+    assert show.isVisible() and not second.jobs_panel.rows[job.job_id].cancel.isVisible()
+    qtbot.mouseClick(show, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: second.controller.finished_render == older.job_id, timeout=20000)
+    assert second.doc.result_job_id == older.job_id and second.doc.results
     second.close()
 
 

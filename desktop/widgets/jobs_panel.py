@@ -9,7 +9,7 @@ from desktop.model.jobs import JobInfo, JobList
 
 
 class JobRow(QWidget):
-    def __init__(self, job: JobInfo, cancel: Signal, parent: QWidget | None = None) -> None:
+    def __init__(self, job: JobInfo, cancel: Signal, show: Signal, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job_id = job.job_id
         self.setObjectName(f"job-{job.job_id}")
@@ -20,7 +20,12 @@ class JobRow(QWidget):
         self.cancel = QPushButton("Cancel", objectName=f"cancel-{job.job_id}")
         self.cancel.setToolTip("Cancel this job (it stops within one denoising step)")
         self.cancel.clicked.connect(lambda: cancel.emit(self.job_id))
+        self.show_button = QPushButton("Show", objectName=f"show-{job.job_id}")
+        self.show_button.setToolTip("Show this render's frames in the viewer (and export them)")
+        self.show_button.clicked.connect(lambda: show.emit(self.job_id))
+        self.kind = job.kind
         top.addWidget(self.title, 1)
+        top.addWidget(self.show_button)
         top.addWidget(self.cancel)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
@@ -38,10 +43,12 @@ class JobRow(QWidget):
         self.bar.setValue(1000 if job.state == "finished" else int(1000 * job.fraction))
         self.cancel.setEnabled(not job.done)
         self.cancel.setVisible(not job.done)
+        self.show_button.setVisible(job.kind == "render" and job.state == "finished")
 
 
 class JobsPanel(QWidget):
     cancelRequested = Signal(str)
+    showRequested = Signal(str)
 
     def __init__(self, jobs: JobList, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +71,7 @@ class JobsPanel(QWidget):
 
     def _add(self, job_id: str) -> None:
         self.empty.hide()
-        row = JobRow(self.jobs.get(job_id), self.cancelRequested)
+        row = JobRow(self.jobs.get(job_id), self.cancelRequested, self.showRequested)
         self.rows[job_id] = row
         self.list.insertWidget(0, row)  # newest on top
 

@@ -27,7 +27,8 @@ class Timeline(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         doc.clipChanged.connect(self._reset)
         doc.frameLoaded.connect(self._on_thumb)
-        for sig in (doc.playheadChanged, doc.rangeChanged, doc.resultChanged, doc.masks.masksChanged):
+        for sig in (doc.playheadChanged, doc.rangeChanged, doc.resultChanged, doc.previewChanged,
+                    doc.masks.masksChanged):
             sig.connect(lambda *_: self.update())
 
     def _reset(self) -> None:
@@ -76,10 +77,12 @@ class Timeline(QWidget):
         p.drawText(QRectF(a + 3, 0, 60, _RULER), Qt.AlignmentFlag.AlignVCenter, f"in {self.doc.in_point}")
         p.drawText(QRectF(b - 63, 0, 60, _RULER), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                    f"out {self.doc.out_point}")
-        # which frames have masks (magenta) and results (green)
+        # which frames have masks (magenta), previews (pale green) and results (green)
         y = self.height() - _MARKS
         for f in self.doc.masks.frames:
             p.fillRect(QRectF(self.frame_x(f), y, max(1.0, fw), 3), QColor(255, 60, 200))
+        for f in self.doc.previews:
+            p.fillRect(QRectF(self.frame_x(f), y + 4, max(1.0, fw), 3), QColor(60, 220, 90, 90))
         for f in self.doc.results:
             p.fillRect(QRectF(self.frame_x(f), y + 4, max(1.0, fw), 3), QColor(60, 220, 90))
         # playhead
