@@ -166,3 +166,16 @@ def _write_target(folder):
     path = folder / "target.png"
     path.write_bytes(target_png())
     return path
+
+
+def test_orphan_blob_collection_keeps_referenced_data(tmp_path):
+    from engine.daemon.storage import Storage
+
+    store = Storage(tmp_path / "data")
+    kept = store.blobs.put(b"a mask")
+    store.db.execute("INSERT INTO mask_frames VALUES ('c', 1, 0, ?)", (kept,))
+    orphan = store.blobs.put(b"an orphan")
+    assert store.collect_garbage() == 1
+    assert store.blobs.get(kept) == b"a mask" and not store.blobs.path(orphan).exists()
+    assert store.collect_garbage() == 0
+    store.close()

@@ -147,6 +147,9 @@ class Daemon:
         runners = Runners(self.storage, self.events, self.assets, self.clips, self.masks, self.host)
         self.jobs = JobManager(self.storage, self.events, self.limits, runners.table())
         interrupted = self.jobs.recover()
+        removed = self.storage.collect_garbage()
+        if removed:
+            log.info("removed %d unreferenced blob(s)", removed)
         if interrupted:
             log.warning("%d job(s) were running when the last daemon stopped: now INTERRUPTED", len(interrupted))
 

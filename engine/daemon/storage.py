@@ -235,6 +235,30 @@ class Storage:
     def close(self) -> None:
         self.db.close()
 
+    def collect_garbage(self) -> int:
+        """Deletes blobs no row refers to; returns how many. Call only before serving.
+
+        Orphans come from crashes between a blob's rename and its row's commit (never acknowledged)
+        and from results replaced by a resumed job.
+        """
+        live: set[str] = set()
+        for sql in (
+            "SELECT asset_id AS b FROM assets",
+            "SELECT blob AS b FROM mask_frames",
+            "SELECT frame_blob AS b FROM job_results WHERE frame_blob != ''",
+            "SELECT mask_blob AS b FROM job_results",
+        ):
+            live.update(r.b for r in self.db.query(sql))
+        removed = 0
+        for folder in self.blobs.root.iterdir():
+            if folder == self.blobs.tmp_dir or not folder.is_dir() or len(folder.name) != 2:
+                continue
+            for blob in folder.iterdir():
+                if blob.name not in live:
+                    blob.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     # --- masks -------------------------------------------------------------------------------
 
     def add_mask_version(
