@@ -20,34 +20,12 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from plugin_bridge.errors import InvalidArgument
 from protos.recast.v1 import engine_pb2 as pb
+from protos.settings_help import SETTING_HELP
 
 _WEIGHTS = ("correction_weight_prev", "correction_weight_self", "correction_weight_next")
 _NOT_SETTINGS = {"mask_method", "extra", *_WEIGHTS}
 _INT = {FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64}
 
-HELP = {
-    "steps": "DDIM steps for inversion, masks and generation",
-    "seed": "random seed (tuning, image-embedding noise)",
-    "guidance_scale": "classifier-free guidance scale (1 disables guidance)",
-    "noise_level": "unCLIP noise level added to the image embeddings",
-    "tune_steps": "one-shot tuning steps on the clip (0 skips tuning)",
-    "tune_lr": "one-shot tuning learning rate",
-    "inversion_refine": "fixed-point refinements per DDIM inversion step",
-    "mask_threshold": "mask threshold as a fraction of the clip's peak noise difference, or 'otsu'",
-    "mask_dilate": "mask dilation, as a fraction of the frame's shorter side",
-    "mask_refine": "refine mask edges with GrabCut on the source frame",
-    "mask_text_only": "ablation: compute masks without the target image",
-    "feather": "compositing feather, as a fraction of the frame's shorter side",
-    "latent_correction": "blend latents along nearest-neighbour fields between consecutive frames",
-    "correction_weights": "weights of previous, current and next frame (sum 1), e.g. 0.25,0.5,0.25",
-    "correction_block": "UNet up-block whose features give the nearest-neighbour fields",
-    "temporal": "inflate the UNet across frames (off: per-frame ablation)",
-    "anchor_first_frame": "ST-Attn also attends to the first frame",
-    "window": "frames per window (memory is bounded by the window)",
-    "overlap": "frames shared by consecutive windows",
-    "preview_every": "decode a preview every N steps (0: never)",
-    "cache": "cache tuned weights and inversions on disk",
-}
 
 
 def setting_fields() -> dict[str, FieldDescriptor | None]:
@@ -156,7 +134,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per engine setting; unset flags stay None so the daemon's defaults apply."""
     group = parser.add_argument_group("pipeline settings (as in `recast-engine edit`; unset = engine default)")
     for name, desc in setting_fields().items():
-        help_text = HELP.get(name, name)
+        help_text = SETTING_HELP.get(name, name)
         if name == "correction_weights":
             group.add_argument(_flag(name), type=_weights, default=None, metavar="P,S,N", help=help_text)
         elif name == "mask_threshold":
