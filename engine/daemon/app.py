@@ -241,7 +241,7 @@ class Daemon:
             version=engine_version(),
             api_version="recast.v1",
             device=self.host.device,
-            models=[pb.ModelInfo(name=self.host.model_name, native_size=self.host.native_size, active=True)],
+            models=self._models(),
             limits=pb.Limits(
                 max_asset_bytes=lim.max_asset_bytes,
                 max_chunk_bytes=lim.max_chunk_bytes,
@@ -256,6 +256,18 @@ class Daemon:
             queued_jobs=self.jobs.queued_count(),
             pid=os.getpid(),
         )
+
+    def _models(self) -> list[pb.ModelInfo]:
+        """The active model first, then the other models shipped with the engine."""
+        models = [pb.ModelInfo(name=self.host.model_name, native_size=self.host.native_size, active=True)]
+        try:
+            from engine.model_loading import SHIPPED_MODELS_DIR
+
+            shipped = sorted(p.name for p in SHIPPED_MODELS_DIR.iterdir() if (p / "model_index.json").is_file())
+        except OSError:
+            shipped = []
+        models += [pb.ModelInfo(name=name) for name in shipped if name != self.host.model_name]
+        return models
 
     # --- stop -------------------------------------------------------------------------------------
 
