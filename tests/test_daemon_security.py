@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -19,8 +20,16 @@ from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.fixture
+def root():
+    """A short folder (unix socket paths are limited to ~100 bytes), removed afterwards."""
+    path = short_tmp()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_tcp_needs_the_bearer_token(tiny_model_dir):
-    root = short_tmp()
+    root = short_tmp()  # InProcess removes it
     token_file = root / "token"
     with InProcess(tiny_model_dir, root=root, listen="127.0.0.1:0", token_file=token_file) as d:
         assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600  # created private
@@ -48,8 +57,7 @@ def _config(root: Path, model: Path, **kw) -> DaemonConfig:
                         model=str(model), **kw)
 
 
-def test_token_file_readable_by_others_is_refused(tiny_model_dir):
-    root = short_tmp()
+def test_token_file_readable_by_others_is_refused(tiny_model_dir, root):
     token_file = root / "token"
     token_file.write_text("x" * 40 + "\n")
     os.chmod(token_file, 0o644)
@@ -58,8 +66,7 @@ def test_token_file_readable_by_others_is_refused(tiny_model_dir):
     assert not (root / "run" / "s.sock").exists()
 
 
-def test_non_loopback_needs_tls_and_token(tiny_model_dir):
-    root = short_tmp()
+def test_non_loopback_needs_tls_and_token(tiny_model_dir, root):
     with pytest.raises(security.SecurityError, match="TLS"):
         Daemon(_config(root, tiny_model_dir, listen="0.0.0.0:0", token_file=root / "token")).start()
     with pytest.raises(security.SecurityError, match="token"):
@@ -68,8 +75,7 @@ def test_non_loopback_needs_tls_and_token(tiny_model_dir):
     security.check_listen("[::1]:5000", has_token=True, has_tls=False)
 
 
-def test_second_daemon_in_process_is_refused_and_lock_freed_on_stop(tiny_model_dir):
-    root = short_tmp()
+def test_second_daemon_in_process_is_refused_and_lock_freed_on_stop(tiny_model_dir, root):
     first = Daemon(_config(root, tiny_model_dir))
     first.start()
     try:
