@@ -39,6 +39,12 @@ BUDGETS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model folder or name (default: the shipped 'shapes')")
     parser.add_argument("--tiny", action="store_true", help="benchmark a tiny random model instead (smoke test)")
+    parser.add_argument(
+        "--random-shapes",
+        action="store_true",
+        help="a randomly initialised model of the shapes architecture: the speed and memory of the shipped "
+        "model before it is trained",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     parser.add_argument("--size", type=int, default=256, help="clip size in pixels (default 256)")
@@ -407,17 +413,24 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="recast-bench-"))
     try:
-        if args.tiny:
-            from engine.model_factory import build_tiny_model
+        if args.tiny or args.random_shapes:
+            from engine.model_factory import TINY, build_tiny_model
 
-            model = str(build_tiny_model(scratch / "tiny"))
+            spec = TINY
+            if args.random_shapes:
+                from engine.shapes.spec import SHAPES as spec
+            model = str(build_tiny_model(scratch / "random", spec=spec))
         else:
             from engine.model_loading import resolve_model_folder
 
             model = str(resolve_model_folder(args.model))
         overrides = settings_overrides(args)
         report: dict[str, Any] = {
-            "model": "tiny (random)" if args.tiny else (args.model or "shapes"),
+            "model": "tiny (random)"
+            if args.tiny
+            else "shapes architecture (random weights)"
+            if args.random_shapes
+            else (args.model or "shapes"),
             "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
             "config": {
                 "frames": args.frames,
