@@ -63,7 +63,7 @@ def snapshot(args: argparse.Namespace) -> int:
     engine = discover(options) if args.clip else None
     deadline = time.monotonic() + 60
     if engine is not None:
-        win.controller._connected(engine)  # the window's own path, minus the search
+        win.controller.link.adopt(engine)  # the window's own path, minus the search
         win.controller.open_clip(args.clip)
         while time.monotonic() < deadline and (win.doc.clip is None or any(f is None for f in win.doc.frames)):
             app.processEvents()
@@ -86,10 +86,7 @@ def snapshot(args: argparse.Namespace) -> int:
     app.processEvents()
     args.snapshot.parent.mkdir(parents=True, exist_ok=True)
     ok = win.grab().save(str(args.snapshot), "PNG")
-    win.controller.poll_timer.stop()
-    if engine is not None:
-        win.controller.engine = None
-        engine.close(stop_daemon=False)
+    win.controller.shutdown(stop_daemon=False)  # never ours: the snapshot only found it
     win.close()
     if not ok:
         print(f"recast-studio: could not write {args.snapshot}", file=sys.stderr)

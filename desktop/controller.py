@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from desktop.client import connection, rpc
+from desktop.client import rpc
 from desktop.client.connection import Engine, EngineOptions
 from desktop.client.errors import StudioError
 from desktop.client.workers import Task, WatchWorker
+from desktop.engine_link import EngineLink
 from desktop.model.document import ClipInfo, Document, WorkClip
 from desktop.model.jobs import STATES, JobInfo, JobList
 from desktop.model.recipe import Recipe
@@ -45,8 +46,6 @@ _HISTORY = 8  # finished jobs listed in the job panel after (re)connecting
 class Controller(QObject):
     message = Signal(str)  # status-bar text
     error = Signal(str)  # a readable problem (the window shows it; never a traceback)
-    engineState = Signal(str, str)  # "connecting" / "connected" / "loading" / "disconnected", detail
-    engineInfo = Signal(object)  # pb.EngineInfo, after connecting and on every poll
     masksLoaded = Signal(int)  # version now shown
     maskSaved = Signal(int)  # new PAINTED version
     exported = Signal(str)  # path written
@@ -58,20 +57,18 @@ class Controller(QObject):
         super().__init__()
         self.doc, self.jobs, self.recipe, self.settings, self.options = doc, jobs, recipe, settings, options
         self.undo = QUndoStack(self)
-        self.engine: Engine | None = None
-        self.state = "disconnected"
+        self.link = EngineLink(options)
+        self.link.connected.connect(self._linked)
+        self.link.restored.connect(self._restored)
+        self.link.error.connect(self.error)
+        self.link.infoChanged.connect(lambda _info: self._reattach_due and self.reattach())
+        self._reattach_due = False
         self._watchers: dict[str, WatchWorker] = {}
         self._clips: dict[str, tuple[str, int]] = {}  # engine clip id → (asset id, start frame)
         self._targets: dict[tuple[str, float], str] = {}  # (path, mtime) → asset id
-        self._connecting = False
-        self._quiet = False
-        self._closing = False
         self._pending_open: Path | None = None
         self.finished_render = ""  # newest finished render of the open clip (export uses it)
         self.jobs_listed = False  # the engine's jobs were listed after the last connect
-        self.poll_timer = QTimer(self)
-        self.poll_timer.setInterval(2000)
-        self.poll_timer.timeout.connect(self.poll)
         doc.masks.versionsChanged.connect(self._masks_replaced)
 
     # --- plumbing ---------------------------------------------------------------------------------
@@ -86,10 +83,19 @@ class Controller(QObject):
         task.failed.connect(failed or self.error.emit)
         return task.start()
 
+    @property
+    def engine(self) -> Engine | None:
+        return self.link.engine
+
+    @property
+    def state(self) -> str:
+        return self.link.state
+
+    def connect_engine(self, allow_start: bool | None = None) -> None:
+        self.link.connect_engine(allow_start)
+
     def _stub(self):  # noqa: ANN202 - used from worker threads; raises a readable error when offline
-        if self.engine is None:
-            raise StudioError("Not connected to the engine (Engine ▸ Reconnect).")
-        return self.engine.stub
+        return self.link.stub()
 
     def _need_engine(self) -> bool:
         if self.engine is None:
@@ -97,87 +103,16 @@ class Controller(QObject):
             return False
         return True
 
-    def _set_state(self, state: str, detail: str = "") -> None:
-        self.state = state
-        self.engineState.emit(state, detail)
-
-    # --- connection --------------------------------------------------------------------------------
-
-    def connect_engine(self, allow_start: bool | None = None, quiet: bool = False) -> None:
-        """Find the user's daemon or start one; then re-attach to its running jobs."""
-        if self._connecting:
-            return
-        self._connecting = True
-        self._quiet = quiet
-        opts = EngineOptions(**{**self.options.__dict__})
-        if allow_start is not None:
-            opts.start_if_missing = allow_start
-        self._set_state("connecting", "looking for the engine…")
-        def work() -> Engine:
-            try:
-                log = connection.default_log_path()
-            except OSError:
-                log = None  # no private folder for the log: the engine still starts
-            return connection.connect(opts, log)
-
-        self._run(work, done=self._connected, failed=self._connect_failed)
-
-    def _connected(self, engine: Engine) -> None:
-        self._connecting = False
-        if self._closing:
-            engine.close(stop_daemon=True)
-            return
-        old, self.engine = self.engine, engine
-        if old is not None and old is not engine:
-            old.channel.close()
-            if old.process is not None and engine.process is None and old.process.pid == engine.info.pid:
-                engine.process = old.process  # still ours to stop on exit
-        self._show_info(engine.info)
-        self.poll_timer.start()
+    def _linked(self) -> None:
         self.jobs_listed = False
         self.reattach()
         if self._pending_open is not None:
             path, self._pending_open = self._pending_open, None
             self.open_clip(path)
 
-    def _connect_failed(self, message: str) -> None:
-        self._connecting = False
-        self._set_state("disconnected", message)
-        if not self._quiet:
-            self.error.emit(message)
-
-    def _show_info(self, info: pb.EngineInfo) -> None:
-        model = next((m.name for m in info.models if m.active), "?")
-        where = "started by the studio" if self.engine and self.engine.started_by_us else "running"
-        detail = f"engine {info.version} on {info.device}, model {Path(model).name}, {where}"
-        if info.queued_jobs:
-            detail += f", {info.queued_jobs} queued"
-        self._set_state("connected" if info.pipeline_ready else "loading", detail)
-        self.engineInfo.emit(info)
-
-    def poll(self) -> None:
-        """Engine status every few seconds; a lost engine is looked for again (never spawned twice)."""
-        if self.engine is None or self._connecting:
-            return
-        stub = self.engine.stub
-        self._run(lambda: stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=3),
-                  done=self._polled, failed=self._poll_failed)
-
-    def _polled(self, info: pb.EngineInfo) -> None:
-        was = self.state
-        if self.engine is not None:
-            self.engine.info = info  # the channel reconnects by itself, maybe to a restarted daemon
-        self._show_info(info)
-        if was == "disconnected":
-            self.message.emit("Engine connection restored.")
-            self.reattach()
-
-    def _poll_failed(self, message: str) -> None:
-        if self.state != "disconnected":
-            self._set_state("disconnected", message)
-        ours = self.engine is not None and self.engine.started_by_us and self.engine.process.poll() is None
-        if not ours:  # look for the user's daemon again (a restarted one), quietly; never spawn here
-            self.connect_engine(allow_start=False, quiet=True)
+    def _restored(self) -> None:
+        self.message.emit("Engine connection restored.")
+        self.reattach()
 
     def reattach(self) -> None:
         """Follow every queued or running job the engine has (e.g. after the studio restarted), and
@@ -203,25 +138,26 @@ class Controller(QObject):
             if running:
                 self.message.emit(f"Re-attached to {running} running job(s).")
 
-        self._run(fetch, done=done)
+        def failed(message: str) -> None:  # not something the user asked for: no banner; retry on the next poll
+            self._reattach_due = True
+            self.message.emit(f"Could not list the engine's jobs yet: {message}")
 
-    def shutdown(self) -> None:
+        self._reattach_due = False
+        self._run(fetch, done=done, failed=failed)
+
+    def shutdown(self, stop_daemon: bool = True) -> None:
         """Stop following jobs (they keep running) and stop the daemon if we started it."""
-        self._closing = True
-        self.poll_timer.stop()
         for w in list(self._watchers.values()):
             w.stop()
         for w in list(self._watchers.values()):
             w.wait(3000)
         self._watchers.clear()
-        if self.engine is not None:
-            self.engine.close(stop_daemon=True)
-            self.engine = None
+        self.link.close(stop_daemon)
 
     # --- clips -------------------------------------------------------------------------------------
 
     def open_clip(self, path: str | Path) -> None:
-        if self.engine is None and self._connecting:
+        if self.engine is None and self.link.connecting:
             self._pending_open = Path(path)  # opened as soon as the engine answers
             return
         if not self._need_engine():

@@ -172,8 +172,8 @@ class MainWindow(QMainWindow):
         c, d = self.controller, self.doc
         c.error.connect(self.show_error)
         c.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
-        c.engineState.connect(self._engine_state)
-        c.engineInfo.connect(self._engine_info)
+        c.link.stateChanged.connect(self._engine_state)
+        c.link.infoChanged.connect(self._engine_info)
         c.clipOpened.connect(self._clip_opened)
         c.undo.canUndoChanged.connect(self.actions_by_id["undo"].setEnabled)
         c.undo.canRedoChanged.connect(self.actions_by_id["redo"].setEnabled)

@@ -293,7 +293,7 @@ def test_a_restarted_studio_reattaches_to_running_jobs(qtbot, tmp_path, daemon, 
 
 def test_reconnects_when_the_engine_comes_back(qtbot, tmp_path, daemon):
     win = make_window(qtbot, tmp_path, daemon)
-    win.controller.poll_timer.setInterval(200)
+    win.controller.link.poll_timer.setInterval(200)
     first_pid = win.controller.engine.info.pid
     daemon.terminate()
     qtbot.waitUntil(lambda: win.controller.state == "disconnected", timeout=20000)

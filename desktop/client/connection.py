@@ -112,6 +112,9 @@ def discover(options: EngineOptions, timeout: float = 2.0) -> Engine | None:
             channel, stub, info = _open(address, timeout)
         except (grpc.FutureTimeoutError, grpc.RpcError):
             continue
+        if info.draining:  # shutting down: its successor will take over the socket
+            channel.close()
+            continue
         return Engine(channel, stub, address, info)
     return None
 
