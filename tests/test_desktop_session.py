@@ -17,7 +17,7 @@ from daemon_support import DaemonProcess, short_tmp
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from desktop.client import rpc
 from desktop.client.connection import EngineOptions
@@ -117,7 +117,7 @@ def wait_job(qtbot, win: MainWindow, kind: str, n: int, states=("finished",), ti
     return mine()[n - 1]
 
 
-def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media):
+def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media, monkeypatch):
     clip, target = media
     win = make_window(qtbot, tmp_path, daemon)
     open_clip(qtbot, win, clip)
@@ -213,7 +213,8 @@ def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media):
     exported: list[str] = []
     win.controller.exported.connect(exported.append)
     out = tmp_path / "edited.mp4"
-    win.controller.export(out, "mp4")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "MP4 (*.mp4)"))
+    key(win, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)  # File ▸ Export MP4, path from the dialog
     qtbot.waitUntil(lambda: len(exported) == 1, timeout=30000)
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4

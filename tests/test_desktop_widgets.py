@@ -263,3 +263,23 @@ def test_the_app_starts_and_quits_cleanly_on_sigterm(tmp_path, clip_file):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat).contains("window/geometry")
+
+
+def test_preferences_choose_how_the_engine_is_found(qtbot, tmp_path):
+    from desktop.widgets.preferences import Preferences
+
+    win = window(qtbot, tmp_path)
+    prefs = Preferences(win.settings, win.controller.options, win)
+    qtbot.addWidget(prefs)
+    prefs.model.setText("/models/sd21-unclip")
+    prefs.runtime.setText(str(tmp_path / "rt"))
+    prefs.start.setChecked(True)
+    prefs.accept()
+    opts = win.controller.link.options
+    assert (opts.model, opts.runtime_dir, opts.start_if_missing) == ("/models/sd21-unclip", tmp_path / "rt", True)
+    win.settings.sync()
+    from desktop.app import _options, build_parser
+
+    again = _options(build_parser().parse_args([]), StudioSettings(QSettings(str(tmp_path / "studio.ini"),
+                                                                             QSettings.Format.IniFormat)))
+    assert (again.model, again.runtime_dir, again.start_if_missing) == ("/models/sd21-unclip", tmp_path / "rt", True)
