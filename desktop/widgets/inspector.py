@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
@@ -75,18 +74,17 @@ class Inspector(QWidget):
                 form.addRow(p.label, self._editor(p))
         lay.addLayout(form)
 
-        adv = QGroupBox("Advanced", checkable=True, checked=False)
-        adv_form = QFormLayout()
+        self.advanced = QCheckBox("Advanced parameters", objectName="show-advanced")
         adv_inner = QWidget()
-        adv_inner.setLayout(adv_form)
+        adv_form = QFormLayout(adv_inner)
+        adv_form.setContentsMargins(12, 0, 0, 0)
         for p in PARAMS:
             if p.advanced:
                 adv_form.addRow(p.label, self._editor(p))
-        box = QVBoxLayout(adv)
-        box.addWidget(adv_inner)
         adv_inner.setVisible(False)
-        adv.toggled.connect(adv_inner.setVisible)
-        lay.addWidget(adv)
+        self.advanced.toggled.connect(adv_inner.setVisible)
+        lay.addWidget(self.advanced)
+        lay.addWidget(adv_inner)
 
         reset = QPushButton("Reset parameters to defaults")
         reset.clicked.connect(self.reset_defaults)
