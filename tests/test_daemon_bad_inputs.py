@@ -493,6 +493,7 @@ def test_pipeline_health_not_serving_without_a_model(fuzz_daemon):
     assert health.Check(health_pb2.HealthCheckRequest(service="")).status == serving
     assert health.Check(health_pb2.HealthCheckRequest(service="recast.v1.Engine")).status == serving
     assert health.Check(health_pb2.HealthCheckRequest(service="pipeline")).status == (
-        health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_pb2.HealthCheckResponse.NOT_SERVING
+    )
     info = d.stub.GetEngineInfo(pb.GetEngineInfoRequest())
     assert not info.pipeline_ready

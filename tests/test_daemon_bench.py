@@ -14,8 +14,29 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_bench_perf_smoke(tmp_path):
     out = tmp_path / "perf"
-    rc = main(["bench", "perf", "--tiny", "--frames", "3", "--size", "48", "--repeats", "1", "--steps", "6",
-               "--tune-steps", "1", "--skip-cold", "--skip-memory", "--threads", "1", "--out", str(out)])
+    rc = main(
+        [
+            "bench",
+            "perf",
+            "--tiny",
+            "--frames",
+            "3",
+            "--size",
+            "48",
+            "--repeats",
+            "1",
+            "--steps",
+            "6",
+            "--tune-steps",
+            "1",
+            "--skip-cold",
+            "--skip-memory",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "perf.json").read_text())
     for key in ("masks_s", "render_s", "first_preview_s", "outside_model_fraction", "daemon_ready_s"):

@@ -50,7 +50,10 @@ def test_reattach_with_from_seq_misses_nothing(daemon, clip):
     channel.close()
     # the job goes on without any client
     assert daemon.stub.GetJob(pb.GetJobRequest(job_id=job.job_id)).state in (
-        pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING, pb.JOB_STATE_SUCCEEDED)
+        pb.JOB_STATE_QUEUED,
+        pb.JOB_STATE_RUNNING,
+        pb.JOB_STATE_SUCCEEDED,
+    )
     rest = watch_all(daemon.stub, job.job_id, from_seq=seen[-1].seq + 1)
     combined = seen + rest
     assert [e.seq for e in combined] == list(range(1, len(combined) + 1))

@@ -53,8 +53,9 @@ def test_tcp_needs_the_bearer_token(tiny_model_dir):
 
 
 def _config(root: Path, model: Path, **kw) -> DaemonConfig:
-    return DaemonConfig(runtime_dir=root / "run", data_dir=root / "data", socket_path=root / "run" / "s.sock",
-                        model=str(model), **kw)
+    return DaemonConfig(
+        runtime_dir=root / "run", data_dir=root / "data", socket_path=root / "run" / "s.sock", model=str(model), **kw
+    )
 
 
 def test_token_file_readable_by_others_is_refused(tiny_model_dir, root):
@@ -103,8 +104,15 @@ def test_runtime_dir_is_private_and_checked(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("peer", "local"),
-    [("unix:/run/x.sock", True), ("unix:", True), ("ipv4:127.0.0.1:5000", True), ("ipv6:[::1]:5000", True),
-     ("ipv4:10.0.0.2:5000", False), ("ipv6:[2001:db8::1]:5000", False), ("", False)],
+    [
+        ("unix:/run/x.sock", True),
+        ("unix:", True),
+        ("ipv4:127.0.0.1:5000", True),
+        ("ipv6:[::1]:5000", True),
+        ("ipv4:10.0.0.2:5000", False),
+        ("ipv6:[2001:db8::1]:5000", False),
+        ("", False),
+    ],
 )
 def test_local_peer_detection(peer, local):
     assert security.is_local_peer(peer) is local

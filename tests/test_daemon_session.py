@@ -81,17 +81,24 @@ def test_full_session(daemon, tmp_path):
     # paint a correction on frame 2: a new PAINTED version; version 1 stays as it was
     painted = np.zeros((48, 64), np.uint8)
     painted[10:30, 20:50] = 255
-    v2 = stub.SaveMaskVersion(pb.SaveMaskVersionRequest(
-        clip_id=clip.clip_id, base_version=1, note="fixed",
-        frames=[pb.MaskFrame(frame_index=2, mask=pb.Image(width=64, height=48, data=png_bytes(painted)))]))
+    v2 = stub.SaveMaskVersion(
+        pb.SaveMaskVersionRequest(
+            clip_id=clip.clip_id,
+            base_version=1,
+            note="fixed",
+            frames=[pb.MaskFrame(frame_index=2, mask=pb.Image(width=64, height=48, data=png_bytes(painted)))],
+        )
+    )
     assert (v2.version, v2.kind, v2.base_version, v2.note) == (2, pb.MASK_VERSION_KIND_PAINTED, 1, "fixed")
     versions = stub.ListMaskVersions(pb.ListMaskVersionsRequest(clip_id=clip.clip_id)).versions
     assert [v.version for v in versions] == [1, 2]
-    again_v1 = [decode_png(m.mask.data, grey=True)
-                for m in stub.GetMasks(pb.GetMasksRequest(clip_id=clip.clip_id, version=1))]
+    again_v1 = [
+        decode_png(m.mask.data, grey=True) for m in stub.GetMasks(pb.GetMasksRequest(clip_id=clip.clip_id, version=1))
+    ]
     assert all(np.array_equal(a, b) for a, b in zip(masks_v1, again_v1))
-    v2_masks = [decode_png(m.mask.data, grey=True)
-                for m in stub.GetMasks(pb.GetMasksRequest(clip_id=clip.clip_id, version=2))]
+    v2_masks = [
+        decode_png(m.mask.data, grey=True) for m in stub.GetMasks(pb.GetMasksRequest(clip_id=clip.clip_id, version=2))
+    ]
     assert np.array_equal(v2_masks[2], painted) and np.array_equal(v2_masks[0], masks_v1[0])
 
     # render with the painted masks; watch progress, previews and result frames stream
@@ -103,8 +110,9 @@ def test_full_session(daemon, tmp_path):
     progress = [e.progress for e in events if e.HasField("progress")]
     assert {p.stage for p in progress} >= {"generate", "composite"}
     assert all(p.total >= p.step for p in progress)
-    streamed = {e.result_frame.frame_index: decode_png(e.result_frame.image.data)
-                for e in events if e.HasField("result_frame")}
+    streamed = {
+        e.result_frame.frame_index: decode_png(e.result_frame.image.data) for e in events if e.HasField("result_frame")
+    }
     done = stub.GetJob(pb.GetJobRequest(job_id=job.job_id))
     assert done.state == pb.JOB_STATE_SUCCEEDED and done.result_frames == 4
 
@@ -115,8 +123,9 @@ def test_full_session(daemon, tmp_path):
         assert np.array_equal(rgb, streamed[i])
         comp_mask = decode_png(results[i].mask.data, grey=True)
         # outside the compositing mask the output is the source, byte for byte
-        source = decode_png(next(iter(stub.GetClipFrames(
-            pb.GetClipFramesRequest(clip_id=clip.clip_id, start=i, end=i + 1)))).image.data)
+        source = decode_png(
+            next(iter(stub.GetClipFrames(pb.GetClipFramesRequest(clip_id=clip.clip_id, start=i, end=i + 1)))).image.data
+        )
         assert np.array_equal(rgb[comp_mask == 0], source[comp_mask == 0])
 
     # export: PNG sequence (lossless) and MP4, then read both back
