@@ -16,6 +16,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from desktop.client.connection import EngineOptions
+from desktop.imaging import overlay
 from desktop.local_preview import open_locally
 from desktop.main_window import MainWindow
 from desktop.model.masks import MaskVersionInfo
@@ -127,7 +128,14 @@ def test_brush_eraser_size_opacity_and_one_undo_step_per_stroke(qtbot, tmp_path,
             QTest.mouseMove(viewer, p)
         QTest.mouseRelease(viewer, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, points[-1])
 
-    stroke([at(0.2, 0.5), at(0.4, 0.5), at(0.6, 0.5), at(0.8, 0.5)])
+    viewer.composed()
+    QTest.mousePress(viewer, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.2, 0.5))
+    QTest.mouseMove(viewer, at(0.4, 0.5))
+    # mid-stroke only the touched rectangle is redrawn; it must equal a full recomposition
+    assert np.array_equal(viewer._rgb, overlay(doc.frame(5), doc.masks.mask(5), viewer.opacity))
+    QTest.mouseMove(viewer, at(0.6, 0.5))
+    QTest.mouseMove(viewer, at(0.8, 0.5))
+    QTest.mouseRelease(viewer, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.8, 0.5))
     painted = doc.masks.mask(5).copy()
     assert painted[24, 20:45].min() == 255 and win.controller.undo.count() == 1  # four moves, one step
     press(win, Qt.Key.Key_E)

@@ -36,6 +36,7 @@ class Viewer(QWidget):
         self.opacity = 0.45
         self.wipe = 0.5
         self._cache: QImage | None = None
+        self._rgb: np.ndarray | None = None  # the composed picture behind _cache
         self._stroke: tuple[int, np.ndarray] | None = None  # frame, mask before the stroke
         self._last: tuple[int, int] | None = None
         self._hover: QPointF | None = None
@@ -127,6 +128,7 @@ class Viewer(QWidget):
                 img[:, x:] = res[:, x:]
         else:
             img = base
+        self._rgb = img if img is not base else None
         self._cache = to_qimage(img)
         return self._cache
 
@@ -222,12 +224,34 @@ class Viewer(QWidget):
         pt = self.to_image(pos)
         value = 255 if self.tool == "brush" else 0
         thickness = max(1, self.brush)
+        last = self._last or pt
         if self._last is None:
             cv2.circle(mask, pt, max(1, thickness // 2), value, -1, lineType=cv2.LINE_8)
         else:
             cv2.line(mask, self._last, pt, value, thickness, lineType=cv2.LINE_8)
         self._last = pt
-        self.doc.masks.masksChanged.emit(frame)
+        r = thickness // 2 + 2
+        self._recompose(frame, min(last[0], pt[0]) - r, min(last[1], pt[1]) - r,
+                        max(last[0], pt[0]) + r + 1, max(last[1], pt[1]) + r + 1)
+
+    def _recompose(self, frame: int, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Redraw only the rectangle a stroke segment touched, so painting stays fluid on large
+        frames (the whole frame is recomposed once, when the stroke ends)."""
+        base, mask, rgb = self.doc.frame(frame), self.doc.masks.mask(frame), self._rgb
+        if (self.mode != "overlay" or base is None or rgb is None or self._cache is None
+                or base.shape[:2] != mask.shape[:2] or rgb.shape != base.shape):
+            self._invalidate()
+            return
+        h, w = mask.shape
+        m = 2  # the outline needs a pixel of context around the rectangle
+        ox0, oy0, ox1, oy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        part = overlay(base[oy0:oy1, ox0:ox1], mask[oy0:oy1, ox0:ox1], self.opacity)
+        rgb[y0:y1, x0:x1] = part[y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0]
+        self._cache = to_qimage(rgb)
+        self.update()
 
     def _move_wipe(self, pos: QPointF) -> None:
         r = self.image_rect()
