@@ -138,3 +138,15 @@ def test_source_frames_fit_a_memory_budget():
     assert 320 <= side < 1920
     w, h = side, side * 1080 // 1920
     assert w * h * 3 * 2000 <= (1 << 30) * 1.01
+
+
+def test_inspector_defaults_are_the_engines():
+    """The studio shows the pipeline's own defaults (and sends nothing for them)."""
+    from engine.settings import EditSettings
+
+    engine = EditSettings()
+    for p in PARAMS:
+        if p.name == "mask_method":
+            assert engine.mask_threshold != "otsu" and p.default == "threshold"
+        else:
+            assert getattr(engine, p.name) == pytest.approx(p.default), p.name

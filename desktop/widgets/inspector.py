@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from desktop.model.params import PARAMS, Param
 from desktop.model.recipe import Recipe
 from desktop.widgets.target_well import TargetWell
+from protos.settings_help import SETTING_HELP
 
 
 class Inspector(QWidget):
@@ -110,7 +111,8 @@ class Inspector(QWidget):
         self.sync_from_recipe()
 
     def _editor(self, p: Param) -> QWidget:
-        tip = f"{p.tooltip}\nDefault: {p.default}"
+        engine_words = SETTING_HELP.get("mask_threshold" if p.name == "mask_method" else p.name, "")
+        tip = f"{p.tooltip}\nEngine setting {p.name}: {engine_words}\nDefault: {p.default}"
         if p.kind == "bool":
             w: Any = QCheckBox()
             w.toggled.connect(lambda v, n=p.name: self._push(**{n: bool(v)}))
