@@ -165,10 +165,15 @@ class Inspector(QWidget):
         self.recipe.update(**{p.name: p.default for p in PARAMS})
 
     def set_models(self, names: list[str], active: str) -> None:
-        if [self.model.itemText(i) for i in range(self.model.count())] == names:
+        """The engine's models; only the loaded one can run jobs (the contract has no per-job model),
+        the others are listed greyed out — Preferences picks the model of an engine the studio starts."""
+        if [self.model.itemData(i) for i in range(self.model.count())] == names:
             return
         self._syncing = True
         self.model.clear()
-        self.model.addItems(names)
-        self.model.setCurrentText(active)
+        for name in names:
+            self.model.addItem(name if name == active else f"{name} (not loaded)", name)
+            if name != active:
+                self.model.model().item(self.model.count() - 1).setEnabled(False)
+        self.model.setCurrentIndex(max(0, names.index(active)) if active in names else 0)
         self._syncing = False
