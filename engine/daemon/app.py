@@ -183,7 +183,7 @@ class Daemon:
         os.chmod(self.socket_path, 0o600)
         self._write_discovery()
         self.jobs.start()
-        self.host.load(self._on_pipeline_loaded)
+        self._loader = self.host.load(self._on_pipeline_loaded)
 
     def _lock(self, path: Path) -> None:
         lock = InstanceLock(path)
@@ -279,6 +279,7 @@ class Daemon:
         self.draining = True
         self.health.enter_graceful_shutdown()
         self.jobs.shutdown()
+        self._loader.join(120)  # a load left running would outlive the daemon (and race the next one)
         self.events.close()
         if self._server is not None:
             self._server.stop(grace).wait()

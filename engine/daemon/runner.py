@@ -67,6 +67,10 @@ def settings_from_proto(msg: pb.EditSettings):  # noqa: ANN201 - engine.settings
 class PipelineHost:
     """Holds the one pipeline instance; loads it on a background thread."""
 
+    # diffusers/accelerate patch torch globally while they build models on the meta device, so two
+    # loads overlapping in one process (several daemons in a test run) corrupt each other.
+    _load_lock = threading.Lock()
+
     def __init__(
         self,
         model: str | None,
@@ -105,9 +109,10 @@ class PipelineHost:
                 from engine.pipeline import RecastPipeline
 
                 self.apply_threads()
-                self.pipe = RecastPipeline.from_pretrained(
-                    self.model, device=self.requested_device, cache_dir=self.cache_dir, limits=self.limits
-                )
+                with PipelineHost._load_lock:
+                    self.pipe = RecastPipeline.from_pretrained(
+                        self.model, device=self.requested_device, cache_dir=self.cache_dir, limits=self.limits
+                    )
             except Exception as exc:  # reported through health, EngineInfo and every job
                 log.exception("loading the pipeline failed")
                 self.error = f"{type(exc).__name__}: {exc}"
