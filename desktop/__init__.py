@@ -4,7 +4,3 @@ Layers, napari-style: `desktop.model` holds the editing state and knows nothing 
 `desktop.client` talks gRPC to the engine daemon off the GUI thread; `desktop.widgets` observe the
 model; `desktop.controller` turns user intent into engine calls and model updates.
 """
-
-from desktop.refcount_guard import make_singletons_immortal
-
-make_singletons_immortal()  # before any Qt call: see desktop.refcount_guard

@@ -236,7 +236,8 @@ def test_snapshot_writes_the_window_to_png(tmp_path, clip_file):
 
 
 def test_long_sessions_do_not_exhaust_none(tmp_path):
-    """desktop.refcount_guard: 200k void Qt calls (hours of use) in a process without torch."""
+    """200k void Qt calls (hours of use) in a process without torch. PySide6 6.12.0 dropped a reference
+    to None on each and aborted with none_dealloc; pyproject.toml excludes that release."""
     code = (
         "import desktop, sys\n"
         "from PySide6.QtWidgets import QApplication, QLabel\n"
