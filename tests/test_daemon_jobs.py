@@ -131,7 +131,8 @@ def test_eight_clients_at_once(daemon, clip):
     jobs = [daemon.stub.GetJob(pb.GetJobRequest(job_id=job.job_id)) for job, _ in results.values()]
     assert all(j.state == pb.JOB_STATE_SUCCEEDED for j in jobs)
     for _job, events in results.values():
-        assert kinds(events)[-1] == "finished"
+        assert kinds(events)[0] == "queued" and kinds(events)[-1] == "finished"
+        assert set(kinds(events)[: kinds(events).index("started")]) == {"queued"}
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
     # queue order: jobs ran one at a time, in the order they were accepted
     listed = daemon.stub.ListJobs(pb.ListJobsRequest(clip_id=clip_msg.clip_id, limit=8)).jobs[::-1]

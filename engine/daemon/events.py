@@ -34,15 +34,15 @@ class EventLog:
         message,  # noqa: ANN001 - one of the JobEvent oneof message types
         also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> pb.JobEvent:
-        """Stores one event (and runs `also` in the same transaction, e.g. a state change)."""
+        """Stores one event; `also` runs first in the same transaction (a state change, a new job)."""
         with self._cond:
             with self._db.transaction() as conn:
+                if also is not None:  # first: it may create the job row or fill in `message`
+                    also(conn)
                 row = conn.execute("SELECT last_seq FROM jobs WHERE job_id=?", (job_id,)).fetchone()
                 seq = int(row["last_seq"]) + 1
                 event = pb.JobEvent(seq=seq, job_id=job_id, time_unix_ms=now_ms())
                 getattr(event, field).CopyFrom(message)
-                if also is not None:
-                    also(conn)
                 conn.execute("INSERT INTO events VALUES (?,?,?)", (job_id, seq, event.SerializeToString()))
                 conn.execute("UPDATE jobs SET last_seq=? WHERE job_id=?", (seq, job_id))
             self._last[job_id] = seq

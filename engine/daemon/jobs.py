@@ -236,10 +236,12 @@ class JobManager:
         if self._draining:
             raise Draining("the daemon is shutting down; submit to the next one")
         job_id = new_id()
+        queued_event = pb.QueuedEvent()
 
         def insert(conn: sqlite3.Connection) -> None:
             queued = conn.execute("SELECT COUNT(*) FROM jobs WHERE state=?", (pb.JOB_STATE_QUEUED,)).fetchone()[0]
             self.limits.check_queue(int(queued))
+            queued_event.position = int(queued)  # every queued job is ahead of a new one
             order = conn.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
             conn.execute(
                 "INSERT INTO jobs (job_id, kind, state, clip_id, queue_order, request, created_ms) "
@@ -247,10 +249,9 @@ class JobManager:
                 (job_id, kind, pb.JOB_STATE_QUEUED, clip_id, order, request_bytes, now_ms()),
             )
 
-        with self.db.transaction() as conn:
-            insert(conn)
-        job = self.get(job_id)
-        self.events.append(job_id, "queued", pb.QueuedEvent(position=self.position(job)))
+        # The row and its first event commit together: the worker can never start a job whose
+        # `queued` event is not written yet (events stay in order: queued, started, ...).
+        self.events.append(job_id, "queued", queued_event, also=insert)
         self._notify()
         return self.get(job_id)
 
@@ -287,9 +288,12 @@ class JobManager:
                 "jobs can be resumed"
             )
 
+        queued_event = pb.QueuedEvent()
+
         def requeue(conn: sqlite3.Connection) -> None:
             queued = conn.execute("SELECT COUNT(*) FROM jobs WHERE state=?", (pb.JOB_STATE_QUEUED,)).fetchone()[0]
             self.limits.check_queue(int(queued))
+            queued_event.position = int(queued)
             order = conn.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
             cur = conn.execute(
                 "UPDATE jobs SET state=?, queue_order=?, error='', started_ms=0, ended_ms=0 WHERE job_id=? AND state=?",
@@ -299,8 +303,7 @@ class JobManager:
                 raise WrongState("job_id: the job changed state meanwhile; try again")
             conn.execute("DELETE FROM job_results WHERE job_id=?", (job_id,))
 
-        position = self.queued_count()
-        self.events.append(job_id, "queued", pb.QueuedEvent(position=position), also=requeue)
+        self.events.append(job_id, "queued", queued_event, also=requeue)
         self._notify()
         return self.get(job_id)
 
