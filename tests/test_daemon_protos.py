@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from protos import generate
 
 
@@ -36,3 +38,57 @@ def test_every_message_and_field_is_documented() -> None:
             if not text[i - 1].strip().startswith("//") and "Request" not in s and "Response" not in s:
                 undocumented.append(s)
     assert not undocumented, undocumented
+
+
+def test_edit_settings_message_mirrors_the_pipeline_settings() -> None:
+    """Every pipeline setting can be sent over gRPC, and every message field is a pipeline setting."""
+    from dataclasses import fields
+
+    from engine.daemon.runner import settings_from_proto
+    from engine.settings import EditSettings
+    from protos.recast.v1 import engine_pb2 as pb
+
+    special = {"mask_method", "extra", "correction_weight_prev", "correction_weight_self", "correction_weight_next"}
+    message_fields = {f.name for f in pb.EditSettings.DESCRIPTOR.fields} - special
+    setting_fields = {f.name for f in fields(EditSettings)} - {"correction_weights"}
+    assert message_fields == setting_fields
+
+    msg = pb.EditSettings(
+        steps=7,
+        seed=3,
+        guidance_scale=2.5,
+        noise_level=10,
+        tune_steps=4,
+        tune_lr=0.001,
+        inversion_refine=2,
+        mask_method=pb.MASK_METHOD_OTSU,
+        mask_dilate=0.05,
+        mask_refine=True,
+        mask_text_only=True,
+        feather=0.02,
+        latent_correction=False,
+        correction_weight_prev=0.2,
+        correction_weight_self=0.6,
+        correction_weight_next=0.2,
+        correction_block=0,
+        temporal=False,
+        anchor_first_frame=False,
+        window=8,
+        overlap=2,
+        preview_every=2,
+        cache=False,
+    )
+    s = settings_from_proto(msg)
+    assert (s.steps, s.seed, s.noise_level, s.tune_steps, s.window, s.overlap, s.preview_every) == (
+        7,
+        3,
+        10,
+        4,
+        8,
+        2,
+        2,
+    )
+    assert s.mask_threshold == "otsu" and s.mask_refine and s.mask_text_only and not s.cache
+    assert s.correction_weights == pytest.approx((0.2, 0.6, 0.2)) and not s.temporal and not s.latent_correction
+    assert settings_from_proto(pb.EditSettings()) == EditSettings()  # unset = the pipeline's defaults
+    assert settings_from_proto(pb.EditSettings(extra={"steps": "9"})).steps == 9
