@@ -38,7 +38,9 @@ def generate(unet: torch.nn.Module, trajectory: list[torch.Tensor], target: Cond
             if guided:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + guidance_scale * (eps_c - eps_u)
-            if on_x0 is not None and preview_every and (k + 1) % preview_every == 0 and k + 1 < len(ladder):
+            # the first step previews at once (an editor sees something within a step), then every N
+            if on_x0 is not None and preview_every and (k == 0 or (k + 1) % preview_every == 0) \
+                    and k + 1 < len(ladder):
                 x0 = predict_x0(z, eps, ladder.levels[k])
                 on_x0(k + 1, mask * x0 + (1 - mask) * trajectory[-1])
             z = ddim_step(z, eps, ladder.levels[k], ladder.levels[k + 1])

@@ -216,7 +216,9 @@ class RecastPipeline:
                                                 progress, cancel)
         return self._masks(state, target_image, target_prompt, settings, reporter)
 
-    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter) -> np.ndarray:
+    def mask_difference(self, state: ClipState, target_image: np.ndarray, target_prompt: str,
+                        settings: EditSettings, reporter: Reporter) -> np.ndarray:
+        """The raw target-aware signal: mean |ε_src − ε_trg| per latent cell, (frames, h, w), windows blended."""
         m = self.model
         n = len(state.source)
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings,
@@ -231,6 +233,10 @@ class RecastPipeline:
                 trg = branch(text_t, label_t, e - s)
                 d = noise_difference(m.unet, traj[0], src, trg, ladder, m.prediction_type, reporter)
                 diff[s:e] += d.cpu().numpy() * weight[:, None, None].astype(np.float32)
+        return diff
+
+    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter) -> np.ndarray:
+        diff = self.mask_difference(state, target_image, target_prompt, settings, reporter)
         with self._timed("masks"):
             return masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
                                          settings.mask_dilate, state.source, settings.mask_refine)

@@ -18,7 +18,7 @@ class EditSettings:
     inversion_refine: int = 1  # fixed-point iterations per inversion step
     mask_threshold: float | str = 0.35  # fraction of the clip's peak difference, or "otsu"
     mask_dilate: float = 0.02  # × the frame's shorter side
-    mask_refine: bool = False  # GrabCut edge refinement on the source frame
+    mask_refine: bool = True  # GrabCut edge refinement on the source frame (mask_iou 0.586 → 0.617 measured)
     mask_text_only: bool = False  # ablation: target branch without the target image
     feather: float = 0.01  # × the frame's shorter side
     latent_correction: bool = True

@@ -45,7 +45,7 @@ PARAMS: tuple[Param, ...] = (
           0.05),
     Param("mask_dilate", "Mask dilation", "float", 0.02, "Grow the mask by this share of the frame's shorter side.",
           0, 0.5, 0.01),
-    Param("mask_refine", "Refine edges", "bool", False, "Snap mask edges to the source frame (GrabCut)."),
+    Param("mask_refine", "Refine edges", "bool", True, "Snap mask edges to the source frame (GrabCut)."),
     Param("feather", "Feather", "float", 0.01, "Soft compositing edge, as a share of the shorter side.", 0, 0.5,
           0.005),
     Param("latent_correction", "Latent correction", "bool", True,
