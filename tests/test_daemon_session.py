@@ -140,6 +140,11 @@ def test_full_session(daemon, tmp_path):
 
     back, fps = read_frames(mp4)
     assert back.shape == (4, 48, 64, 3) and abs(fps - clip.fps) < 0.01
+    # exports get the umask's modes (not mkstemp's 0600/0700): readable by an NLE under another account
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png_dir.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert mp4.stat().st_mode & 0o777 == 0o666 & ~umask
     assert np.abs(back.astype(int) - np.stack(result_rgb).astype(int)).mean() < 12  # lossy mp4v
 
     # never over an existing path: the first export is untouched

@@ -51,13 +51,20 @@ def export(
     return pb.ExportResponse(path=str(target), frame_count=len(rows), size_bytes=size)
 
 
+# mkstemp/mkdtemp create 0600/0700; exports get the modes a plain open()/mkdir() would give, so an
+# editor under another account or on shared storage can read them. Read once, before worker threads.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _png_folder(storage: Storage, blobs: list[str], target: Path) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".recast-export-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         size = 0
         for i, digest in enumerate(blobs):
             data = storage.blobs.get(digest)  # the stored blob is already the PNG file
-            with open(tmp / f"frame_{i:06d}.png", "xb") as f:
+            with open(tmp / f"frame_{i:06d}.png", "xb") as f:  # open() honours the umask
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -80,6 +87,7 @@ def _mp4(storage: Storage, blobs: list[str], target: Path, fps: float) -> int:
     fd, name = tempfile.mkstemp(prefix=".recast-export-", suffix=".mp4", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     writer = None
     try:
         for digest in blobs:
