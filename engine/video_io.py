@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -11,22 +12,22 @@ import numpy as np
 from engine.errors import InputError
 
 
-def probe_video(path: str | os.PathLike) -> tuple[int, float, int, int]:
-    """(frame count, fps, height, width) without decoding the clip; refuses unreadable files."""
+def probe_video(path: str | os.PathLike, field: str = "source") -> tuple[int, float, int, int]:
+    """(frame count, fps, height, width) from the header, without decoding; refuses unreadable files."""
     p = Path(path)
     if not p.is_file():
-        raise InputError("source", f"{p} does not exist or is not a file")
+        raise InputError(field, f"{p} does not exist or is not a file")
     cap = cv2.VideoCapture(str(p))
     try:
         if not cap.isOpened():
-            raise InputError("source", f"{p} is not a readable video")
+            raise InputError(field, f"{p.name} is not a readable video")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = float(cap.get(cv2.CAP_PROP_FPS)) or 24.0
         h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
     finally:
         cap.release()
     if count <= 0 or h <= 0 or w <= 0:
-        raise InputError("source", f"{p} holds no video frames")
+        raise InputError(field, f"{p.name} holds no video frames")
     return count, fps, h, w
 
 
@@ -40,29 +41,30 @@ def check_range(start: int, end: int | None, count: int) -> tuple[int, int]:
     return start, end
 
 
+def iter_frames(path: str | os.PathLike, start: int, end: int) -> Iterator[np.ndarray]:
+    """RGB frames [start, end) decoded one at a time with one open: flat memory, and no seeking, so the
+    frames are exact in every container and the same for every caller."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError("source", f"{path} can no longer be opened")
+        for _ in range(start):
+            if not cap.grab():
+                raise InputError("range", f"frame {start} is past the decodable end of the video")
+        for i in range(start, end):
+            ok, bgr = cap.read()
+            if not ok:
+                raise InputError("range", f"frame {i} could not be decoded (the video ends early)")
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
 def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None) -> tuple[np.ndarray, float]:
     """Decode frames [start, end) as RGB; the clip's fps is returned so outputs keep it."""
     count, fps, _, _ = probe_video(path)
     start, end = check_range(start, end, count)
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    try:
-        for i in range(end):
-            if i < start:
-                if not cap.grab():
-                    break
-                continue
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    if len(frames) != end - start:
-        if not frames:
-            raise InputError("source", f"{path} could not be decoded (no frame in {start}:{end})")
-        raise InputError("range", f"{start}:{end} is outside the decodable clip ({start + len(frames)} frames)")
-    return np.stack(frames), fps
+    return np.stack(list(iter_frames(path, start, end))), fps
 
 
 def read_image(path: str | os.PathLike, field: str = "target_image") -> np.ndarray:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
+from engine import video_io
 from engine.errors import InputError
 from protos.recast.v1 import engine_pb2 as pb
 
@@ -46,36 +47,13 @@ def probe(path: Path, field: str) -> MediaInfo:
             return MediaInfo(pb.ASSET_KIND_IMAGE, int(im.width), int(im.height), 1, 0.0)
     except Exception:
         pass
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InputError(field, "is neither an image nor a video this engine can read")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 24.0
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    finally:
-        cap.release()
-    if count <= 0 or w <= 0 or h <= 0:
-        raise InputError(field, "holds no video frames")
+    count, fps, h, w = video_io.probe_video(path, field)
     return MediaInfo(pb.ASSET_KIND_VIDEO, w, h, count, fps)
 
 
 def iter_video_frames(path: Path, start: int, end: int) -> Iterator[np.ndarray]:
-    """RGB frames [start, end) decoded one by one with a single open: O(frames), flat memory."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise InputError("asset", "the stored video can no longer be opened")
-        for _ in range(start):  # no seeking: frame-exact in every container, same frames as the pipeline's
-            if not cap.grab():
-                raise InputError("start", f"frame {start} is past the decodable end of the video")
-        for i in range(start, end):
-            ok, bgr = cap.read()
-            if not ok:
-                raise InputError("end", f"frame {i} could not be decoded (the video ends early)")
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+    """RGB frames [start, end), one at a time: the same decoding the CLI uses."""
+    return video_io.iter_frames(path, start, end)
 
 
 def encode_png(array: np.ndarray) -> bytes:
