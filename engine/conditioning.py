@@ -22,9 +22,6 @@ class Conditioning:
     def cat(self, other: Conditioning) -> Conditioning:
         return Conditioning(torch.cat([self.text, other.text]), torch.cat([self.class_labels, other.class_labels]))
 
-    def select(self, index: slice | list[int]) -> Conditioning:
-        return Conditioning(self.text[index], self.class_labels[index])
-
 
 @torch.no_grad()
 def encode_text(model: LoadedModel, prompt: str) -> torch.Tensor:

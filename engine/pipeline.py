@@ -290,10 +290,3 @@ class RecastPipeline:
                     reporter.step("composite", i + 1, n)
                 done = final
         return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
-
-    def edit(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
-             settings: EditSettings | None = None, progress: ProgressFn | None = None,
-             cancel: CancelFlag | None = None, on_frame: FrameFn | None = None) -> RenderResult:
-        """Masks then render in one call (the CLI's path)."""
-        return self.render(frames, target_image, source_prompt, target_prompt, settings, None, progress, cancel,
-                           None, on_frame)
