@@ -97,6 +97,31 @@ def test_mask_postprocessing_on_a_constructed_difference():
     assert (dilated > 0).sum() > (masks > 0).sum()
 
 
+def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware_part():
+    """A blocky, too-small latent mask of a drawn disc grows to the disc's outline; a strong difference
+    outside the disc (where a different target shape will stand) survives; a weak one does not."""
+    import cv2
+
+    frame = np.full((128, 128, 3), (20, 30, 90), np.uint8)
+    cv2.circle(frame, (48, 64), 24, (220, 40, 40), -1, lineType=cv2.LINE_AA)
+    disc = np.zeros((128, 128), np.uint8)
+    cv2.circle(disc, (48, 64), 24, 1, -1)
+    diff = np.zeros((1, 16, 16), np.float32)
+    diff[0, 6:10, 5:8] = 1.0  # the disc's core only (latent cells of 8 px)
+    diff[0, 7:9, 10:12] = 0.9  # strong, outside the disc: target-aware
+    diff[0, 2:4, 12:14] = 0.5  # weaker, far away
+    coarse = masks_from_difference(diff, (128, 128), threshold=0.3)[0] > 0
+    refined = masks_from_difference(diff, (128, 128), threshold=0.3, frames=frame[None], refine=True)[0] > 0
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    d = disc > 0
+    assert iou(refined & (np.arange(128)[None, :] < 74), d) > 0.9 > iou(coarse & (np.arange(128)[None, :] < 74), d)
+    assert refined[64, 88]  # the strong target-aware region outside the disc stays
+    assert not refined[24, 104] and coarse[24, 104]  # the weak one on plain background is dropped
+
+
 def test_nearest_neighbour_field_recovers_a_known_shift():
     g = torch.Generator().manual_seed(0)
     f_a = torch.randn(16, 8, 10, generator=g)
