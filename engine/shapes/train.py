@@ -8,6 +8,9 @@ Stages, in order, each resumable from its own checkpoint:
            states, image embeddings of other views of each object; the image normalizer's mean/std.
 4. unet  — denoising (v or ε) conditioned on text states and on the image embedding noised exactly as
            `StableUnCLIPImg2ImgPipeline.noise_image_embeddings` does, with CFG dropout; EMA weights.
+5. focus — continues the UNet with the loss on object cells weighted ×9 and less text dropout: the
+           object is a small share of every frame, so a plain loss is spent on backgrounds and the
+           UNet learns colour long before shape (the shipped model after stage 4 drew blobs).
 The embedding comes from a *different* image of the same object (other background, place and size):
 the image conditions the object, the text and the surrounding latents the scene.
 Output: `OUT/model` in `StableUnCLIPImg2ImgPipeline` layout (safetensors), `OUT/loss.jsonl`,
@@ -22,11 +25,15 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-STAGES = ("vae", "clip", "pools", "unet")
+if TYPE_CHECKING:
+    import torch
+
+STAGES = ("vae", "clip", "pools", "unet", "focus")
 PROBE_STEP = 2**40  # the fixed probe batch: a step index training never reaches
 SHARES = {"vae": 0.16, "clip": 0.20, "unet": 0.70}  # of --minutes; pools take what they take
+OBJECT_WEIGHT = 9.0  # focus stage: loss weight of latent cells covered by the object (as in the VAE stage)
 
 
 @dataclass
@@ -35,12 +42,15 @@ class TrainConfig:
     spec_name: str = "shapes"
     seed: int = 0
     minutes: float = 105.0
-    steps: dict[str, int] = field(default_factory=lambda: {"vae": 10**9, "clip": 10**9, "unet": 10**9})
-    batch: dict[str, int] = field(default_factory=lambda: {"vae": 32, "clip": 64, "unet": 64})
-    lr: dict[str, float] = field(default_factory=lambda: {"vae": 1e-3, "clip": 5e-4, "unet": 5e-4})
+    focus_minutes: float = 0.0  # budget of the focus stage, on top of --minutes
+    steps: dict[str, int] = field(
+        default_factory=lambda: {"vae": 10**9, "clip": 10**9, "unet": 10**9, "focus": 10**9})
+    batch: dict[str, int] = field(default_factory=lambda: {"vae": 32, "clip": 64, "unet": 64, "focus": 64})
+    lr: dict[str, float] = field(default_factory=lambda: {"vae": 1e-3, "clip": 5e-4, "unet": 5e-4, "focus": 2e-4})
     pool_frames: int = 20000
     pool_views: int = 32
     text_drop: float = 0.5
+    focus_text_drop: float = 0.2
     image_drop: float = 0.15
     aux_weight: float = 1.0
     shape_weight: float = 4.0  # shape is the hard attribute (the trial's encoder never learned it)
@@ -52,7 +62,9 @@ class TrainConfig:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder (checkpoints, loss log, final model)")
-    parser.add_argument("--minutes", type=float, default=105.0, help="wall-time budget for all stages")
+    parser.add_argument("--minutes", type=float, default=105.0, help="wall-time budget of stages vae..unet")
+    parser.add_argument("--focus-minutes", type=float, default=0.0,
+                        help="extra budget for the object-weighted UNet stage (0 skips it)")
     parser.add_argument("--steps", type=int, default=None, help="cap on UNet steps (VAE/CLIP: --vae/--clip-steps)")
     parser.add_argument("--vae-steps", type=int, default=None)
     parser.add_argument("--clip-steps", type=int, default=None)
@@ -75,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         spec_name=args.spec,
         seed=args.seed,
         minutes=args.minutes,
+        focus_minutes=args.focus_minutes,
         pool_frames=args.pool_frames,
         threads=args.threads,
         bf16=not args.no_bf16,
@@ -192,7 +205,8 @@ def loop(run: Run, stage: str, modules: dict, optimizer, step_fn, probe_fn, lr: 
     import torch
 
     cfg = run.cfg
-    max_steps, budget = cfg.steps[stage], cfg.minutes * 60 * SHARES[stage]
+    max_steps = cfg.steps[stage]
+    budget = 60 * (cfg.focus_minutes if stage == "focus" else cfg.minutes * SHARES[stage])
     ck = run.load_ckpt(stage)
     step, elapsed = 0, 0.0
     if ck is not None:
@@ -467,7 +481,27 @@ def apply_pools(comps: dict, pools: dict) -> None:
         comps["image_normalizer"].std.copy_(pools["embed_std"])
 
 
-def train_unet(run: Run, comps: dict, pools: dict) -> None:
+def pool_coverage(run: Run, pools: dict, latent_size: int) -> torch.Tensor:
+    """Object coverage of every pooled frame at latent resolution, (N, h, w) in [0, 1]. The pool's frames
+    are re-rendered from their seeds (no VAE pass), so runs whose pools predate this table get it too."""
+    import torch
+
+    from engine.shapes.data import batch_rng, render_batch
+
+    if "coverage" not in pools:
+        cfg, size = run.cfg, run.spec.image_size
+        f = size // latent_size
+        covs = []
+        for k in range(0, cfg.pool_frames, 64):
+            c = render_batch(batch_rng(cfg.seed, 2, k), size, min(64, cfg.pool_frames - k)).coverage
+            covs.append(torch.from_numpy(c.reshape(len(c), latent_size, f, latent_size, f).mean((2, 4))))
+        pools["coverage"] = (torch.cat(covs) * 255).round().to(torch.uint8)
+        torch.save(pools, run.cfg.out / "ckpt" / "pools.pt")
+    return pools["coverage"].float() / 255
+
+
+def train_unet(run: Run, comps: dict, pools: dict, stage: str = "unet") -> None:
+    """Stage `unet` (plain loss) or `focus` (object cells weighted, text dropped less often)."""
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
@@ -479,19 +513,22 @@ def train_unet(run: Run, comps: dict, pools: dict) -> None:
     normalizer, noiser = comps["image_normalizer"], comps["image_noising_scheduler"]
     scaling = float(pools["scaling_factor"])
     n_pool, k_views = len(pools["caption"]), pools["view_embeds"].shape[1]
+    focus = stage == "focus"
+    text_drop = cfg.focus_text_drop if focus else cfg.text_drop
+    cover = pool_coverage(run, pools, pools["latent_mean"].shape[-1]) if focus else None  # (N, h, w)
     ema = EMA(unet)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr["unet"], weight_decay=0.01)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr[stage], weight_decay=0.01)
 
     def losses(step: int, n: int) -> dict:
         import numpy as np
 
-        rng = np.random.default_rng([cfg.seed, 4, step])
-        g = torch.Generator().manual_seed(cfg.seed * 7919 + step + 17)
+        rng = np.random.default_rng([cfg.seed, 5 if focus else 4, step])
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + step + (31 if focus else 17))
         idx = torch.from_numpy(rng.integers(0, n_pool, n))
         mean, std = pools["latent_mean"][idx].float(), pools["latent_std"][idx].float()
         z0 = (mean + std * torch.randn(mean.shape, generator=g)) * scaling
         text = pools["text"][pools["caption"][idx]].clone()
-        drop_text = torch.from_numpy(rng.random(n) < cfg.text_drop)
+        drop_text = torch.from_numpy(rng.random(n) < text_drop)
         text[drop_text] = pools["empty"]
         views = torch.from_numpy(rng.integers(0, k_views, n))
         emb = pools["view_embeds"][pools["object_class"][idx], views]
@@ -505,16 +542,27 @@ def train_unet(run: Run, comps: dict, pools: dict) -> None:
         target = sched.get_velocity(z0, noise, t) if pred_type == "v_prediction" else noise
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             pred = unet(zt, t, encoder_hidden_states=text, class_labels=cond).sample
-        per = F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3))
+        err = F.mse_loss(pred.float(), target, reduction="none").mean(1)  # (n, h, w)
+        per = err.mean((1, 2))
+        if cover is not None:
+            w = 1.0 + (OBJECT_WEIGHT - 1.0) * cover[idx]
+            per_w = (w * err).mean((1, 2)) / w.mean((1, 2))
+        else:
+            per_w = per
         snr = alphas[t] / (1 - alphas[t])
         weight = snr.clamp(max=5.0) / (snr + 1) if pred_type == "v_prediction" else snr.clamp(max=5.0) / snr
-        return {"loss": (weight * per).mean(), "mse": per.mean().detach()}
+        out = {"loss": (weight * per_w).mean(), "mse": per.mean().detach()}
+        if cover is not None:
+            c = cover[idx]
+            out["object_mse"] = ((err * c).sum() / c.sum().clamp(min=1e-6)).detach()
+        return out
 
-    def probe() -> float:
+    def probe() -> dict:
         with torch.no_grad():
-            return round(float(losses(PROBE_STEP, 64)["mse"]), 5)
+            r = losses(PROBE_STEP, 64)
+            return {k: round(float(v), 5) for k, v in r.items() if k != "loss"}
 
-    loop(run, "unet", {"unet": unet}, opt, lambda s: losses(s, cfg.batch["unet"]), probe, cfg.lr["unet"], ema=ema)
+    loop(run, stage, {"unet": unet}, opt, lambda s: losses(s, cfg.batch[stage]), probe, cfg.lr[stage], ema=ema)
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -558,6 +606,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         comps["unet"].load_state_dict(ck["ema"]["shadow"])
     else:
         train_unet(run, comps, pools)
+    if "focus" in done:
+        comps["unet"].load_state_dict(run.load_ckpt("focus")["ema"]["shadow"])
+    elif cfg.focus_minutes > 0:
+        train_unet(run, comps, pools, stage="focus")
     comps["unet"].eval()
     folder = save_unclip_folder(comps, cfg.out / "model")
     (folder / "recast_spec.json").write_text(json.dumps(asdict(run.spec), indent=2))
