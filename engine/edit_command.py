@@ -59,14 +59,31 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
         raise InputError("range", f"'{text}' is not START:END in frames (end exclusive), e.g. 0:16") from None
 
 
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where an edit runs: model, device, CPU threads (shared by edit, demo and bench quality)."""
+    parser.add_argument("--model", help="model folder, shipped model name or HF cache id (default: shapes)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Oversubscribed OpenMP threads spin at barriers: on a busy 2-core machine a run got >100× slower."""
+    if getattr(args, "threads", None):
+        if args.threads < 1:
+            raise InputError("threads", "must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="source video file (any format OpenCV reads)")
     parser.add_argument("--target-image", required=True, help="image of the object to put in the video")
     parser.add_argument("--source-prompt", required=True, help="describes the source clip")
     parser.add_argument("--target-prompt", required=True, help="describes the edited clip")
     parser.add_argument("--range", help="START:END frames, end exclusive (default: whole clip)")
-    parser.add_argument("--model", help="model folder, shipped model name or HF cache id (default: shapes)")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_runtime_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (created; must not exist)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--max-frames", type=int, default=Limits.max_frames, help="refuse longer ranges")
@@ -212,6 +229,7 @@ def render_to_folder(pipeline, frames, fps: float, target, source_prompt: str, t
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args)
     bar = ProgressBar(not args.quiet)
     try:
         report = run_edit(

@@ -17,22 +17,27 @@ from engine.shapes.train import TrainConfig, train  # noqa: E402
 
 def tiny_config(out: Path, steps: int) -> TrainConfig:
     cfg = TrainConfig(out=out, spec_name="tiny", seed=3, minutes=30.0, pool_frames=128, pool_views=4, threads=1)
-    cfg.steps = {"vae": steps, "clip": steps, "unet": steps}
-    cfg.batch = {"vae": 16, "clip": 32, "unet": 32}
-    cfg.lr = {"vae": 2e-3, "clip": 2e-3, "unet": 2e-3}
+    cfg.steps = {"vae": steps, "clip": steps, "unet": steps, "focus": steps}
+    cfg.batch = {"vae": 16, "clip": 32, "unet": 32, "focus": 32}
+    cfg.lr = {"vae": 2e-3, "clip": 2e-3, "unet": 2e-3, "focus": 1e-3}
     cfg.log_every = 5
     return cfg
 
 
 def test_short_training_lowers_every_loss_and_saves_a_pipeline_folder(tmp_path: Path) -> None:
-    folder = train(tiny_config(tmp_path, 25), log=lambda *_: None)
+    cfg = tiny_config(tmp_path, 25)
+    cfg.focus_minutes = 30.0  # capped by steps
+    folder = train(cfg, log=lambda *_: None)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["vae"]["probe_after"] < 0.8 * s["vae"]["probe_before"]
     assert s["clip"]["probe_after"]["loss"] < s["clip"]["probe_before"]["loss"]
     assert s["clip"]["probe_after"]["contrastive"] < s["clip"]["probe_before"]["contrastive"]
-    assert s["unet"]["probe_after"] < s["unet"]["probe_before"]
+    assert s["unet"]["probe_after"]["mse"] < s["unet"]["probe_before"]["mse"]
+    # the focus stage starts from the trained UNet and lowers the loss on object cells further
+    assert s["focus"]["probe_before"]["mse"] == pytest.approx(s["unet"]["probe_after"]["mse"], rel=0.2)
+    assert s["focus"]["probe_after"]["object_mse"] < s["focus"]["probe_before"]["object_mse"]
     rows = [json.loads(line) for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
-    assert {r["stage"] for r in rows} == {"vae", "clip", "unet"}
+    assert {r["stage"] for r in rows} == {"vae", "clip", "unet", "focus"}
 
     from diffusers import StableUnCLIPImg2ImgPipeline
 

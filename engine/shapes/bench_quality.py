@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.edit_command import add_settings_arguments, settings_from_args
+from engine.edit_command import add_runtime_arguments, add_settings_arguments, apply_threads, settings_from_args
 
 METHODS = ("full", "per_frame", "text_only_masks", "no_correction")
 METRICS = ("mask_iou", "bg_psnr", "color_acc", "shape_iou", "removal", "flicker", "track_err")
@@ -32,8 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=128, help="clip size in pixels (default 128)")
     parser.add_argument("--bench-seed", type=int, default=0, help="seed of the clip set (default 0)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
-    parser.add_argument("--model", help="model folder or shipped name (default: shapes)")
-    parser.add_argument("--device", help="cpu or cuda")
+    add_runtime_arguments(parser)
     parser.add_argument("--out", default="bench-quality", help="output folder (default ./bench-quality)")
     add_settings_arguments(parser)
 
@@ -124,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = settings_from_args(args)
+    apply_threads(args)
     pipe = RecastPipeline.from_pretrained(args.model, device=args.device)
     rows: list[dict] = []
     clips = bench_clips(args.clips, args.frames, args.size, args.bench_seed)

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.edit_command import ProgressBar, add_settings_arguments, check_output, settings_from_args
+from engine.edit_command import (
+    ProgressBar,
+    add_runtime_arguments,
+    add_settings_arguments,
+    apply_threads,
+    check_output,
+    settings_from_args,
+)
 from engine.shapes.clips import ClipSpec, clip_target_image, render_clip
 from engine.shapes.render import Background
 
@@ -27,8 +34,7 @@ DEMO_SPEC = ClipSpec(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="recast-demo", help="output folder (default: ./recast-demo)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument("--model", help="model folder or shipped name (default: shapes)")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_runtime_arguments(parser)
     parser.add_argument("--frames", type=int, default=16, help="clip length (default: 16)")
     parser.add_argument("--size", type=int, default=256, help="clip height and width in pixels (default: 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not 32 <= args.size <= 1024:
         raise InputError("size", "must be in 32..1024")
     settings = settings_from_args(args)
+    apply_threads(args)
     clip = render_clip(DEMO_SPEC, args.frames, args.size, args.size)
     target = clip_target_image(DEMO_SPEC, args.size, args.size, seed=1)
     timings: dict[str, float] = {}
