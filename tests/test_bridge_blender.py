@@ -75,6 +75,7 @@ SCRIPT = textwrap.dedent(
             coll.new_effect(name="blocker", type="COLOR", channel=3, frame_start=15, frame_end=17)
     ed.active_strip = movie
     s = scene.recast
+    defaults = {name: getattr(s, name) for name in addon.PIPELINE_SETTINGS}
     s.source_prompt, s.target_prompt, s.target_image = %r, %r, target
     s.steps, s.tune_steps, s.guidance_scale = 3, 1, 2.0
     s.extra_settings = json.dumps({"window": 4, "overlap": 1, "preview_every": 0})
@@ -85,7 +86,7 @@ SCRIPT = textwrap.dedent(
     info = {
         "blender": bpy.app.version_string, "api": "strips" if hasattr(ed, "strips") else "sequences",
         "outcome": sorted(outcome), "status": s.status, "job": s.last_job,
-        "source": [movie.channel, movie.frame_final_start, movie.frame_final_end],
+        "source": [movie.channel, movie.frame_final_start, movie.frame_final_end], "defaults": defaults,
     }
     if placed:
         p = placed[0]
@@ -132,6 +133,11 @@ def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     if "skip" in info:
         pytest.skip(f"bpy (Blender as a Python module) cannot be imported here: {info['skip']}")
     assert info["outcome"] == ["FINISHED"], info
+    from engine.settings import EditSettings
+
+    engine_defaults = EditSettings()
+    for name, value in info["defaults"].items():  # the panel shows the engine's defaults
+        assert value == pytest.approx(getattr(engine_defaults, name), rel=1e-6), name
     assert info["source"] == [2, 13, 18]
     channel = 4 if mode == "blocked" else 3
     assert info["placed"] == [channel, 13, 18], info  # same timeline frames, on the free channel above

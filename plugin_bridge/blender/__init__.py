@@ -46,11 +46,11 @@ class RecastSettings(bpy.types.PropertyGroup):
                                  description="Image of the object to put into the clip")
     steps: IntProperty(name="Steps", default=20, min=1, max=1000, description="DDIM steps")
     seed: IntProperty(name="Seed", default=0, min=0)
-    guidance_scale: FloatProperty(name="Guidance", default=5.0, min=1.0, max=50.0)
+    guidance_scale: FloatProperty(name="Guidance", default=16.0, min=1.0, max=50.0)
     tune_steps: IntProperty(name="Tune steps", default=20, min=0, max=5000,
                             description="One-shot tuning steps on the clip (0 skips tuning)")
-    mask_threshold: FloatProperty(name="Mask threshold", default=0.35, min=0.01, max=0.99)
-    mask_dilate: FloatProperty(name="Mask dilate", default=0.02, min=0.0, max=0.5)
+    mask_threshold: FloatProperty(name="Mask threshold", default=0.3, min=0.01, max=0.99)
+    mask_dilate: FloatProperty(name="Mask dilate", default=0.0, min=0.0, max=0.5)
     feather: FloatProperty(name="Feather", default=0.01, min=0.0, max=0.5)
     extra_settings: StringProperty(name="More settings (JSON)", default="",
                                    description='Other engine settings as JSON, e.g. {"window": 8}')
