@@ -14,7 +14,7 @@ from engine.progress import Reporter
 
 
 @torch.no_grad()
-def generate(unet: torch.nn.Module, trajectory: list[torch.Tensor], target: Conditioning, uncond: Conditioning,
+def generate(unet: torch.nn.Module, trajectory: list[torch.Tensor], target: Conditioning, negative: Conditioning,
              mask: torch.Tensor, ladder: Ladder, prediction_type: str, guidance_scale: float,
              correction_weights: tuple[float, float, float] | None, correction_block: int,
              reporter: Reporter | None = None,
@@ -22,12 +22,13 @@ def generate(unet: torch.nn.Module, trajectory: list[torch.Tensor], target: Cond
     """Returns clean latents (frames, c, h, w).
 
     trajectory: the source inversion, trajectory[k] at ladder.levels[k]; mask: (frames, 1, h, w) in
-    [0, 1], 1 = generate. `correction_weights=None` turns latent correction off.
+    [0, 1], 1 = generate. `negative`: the CFG baseline (empty prompt or the source). `correction_weights=None`
+    turns latent correction off.
     """
     reporter = reporter or Reporter()
     frames = trajectory[0].shape[0]
     guided = guidance_scale != 1.0
-    cond = uncond.cat(target) if guided else target
+    cond = negative.cat(target) if guided else target
     z = trajectory[0]
     tap = FeatureTap(unet, correction_block) if correction_weights is not None else None
     try:

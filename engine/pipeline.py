@@ -276,8 +276,11 @@ class RecastPipeline:
                         for i, img in enumerate(dec):
                             on_preview(s + i, comp.composite(frames[s + i], img, comp_masks[s + i]))
             with self._timed("generate"):
-                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), branch(
-                    uncond_all.text, uncond_all.class_labels, e - s), lmask, ladder, m.prediction_type,
+                if settings.source_negative:  # guide along source → target, not nothing → target
+                    negative = branch(state.source_text, state.frame_labels[s:e], e - s)
+                else:
+                    negative = branch(uncond_all.text, uncond_all.class_labels, e - s)
+                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), negative, lmask, ladder, m.prediction_type,
                     settings.guidance_scale, weights_c, settings.correction_block, reporter, preview,
                     settings.preview_every)
             with self._timed("decode"):

@@ -7,7 +7,8 @@ the bridge may not import the engine, so the words live beside the contract.
 SETTING_HELP: dict[str, str] = {
     "steps": "DDIM steps for inversion, masks and generation",
     "seed": "random seed (tuning, image-embedding noise)",
-    "guidance_scale": "classifier-free guidance scale (1 disables guidance; 16 suits the shipped model, 7.5-10 SD-2.1)",
+    "guidance_scale": "classifier-free guidance scale (1 disables guidance)",
+    "source_negative": "guide away from the source prompt and frames instead of the empty prompt and zero image",
     "noise_level": "unCLIP noise level added to the image embeddings",
     "tune_steps": "one-shot tuning steps on the clip (0 skips tuning)",
     "tune_lr": "one-shot tuning learning rate",

@@ -122,3 +122,22 @@ def test_compositing_is_exact_where_the_mask_is_zero():
     assert (weight[region > 0] >= 128).all()
     assert working_size(96, 160, 32, 4) == (20, 32)
     assert working_size(1080, 1920, 768, 64) == (448, 768)
+
+
+def test_source_negative_guides_along_the_source_to_target_difference(tiny_pipeline):
+    """With the source as CFG negative, guidance scales only what the target asks to change: when the
+    target asks for nothing new (same prompt, the clip's own frame as image), any scale gives the
+    unguided result; the empty-prompt negative instead moves it."""
+    still = np.repeat(moving_disc_clip(1, 32, 32), 3, axis=0)  # three identical frames
+    masks = np.zeros(still.shape[:3], np.uint8)
+    masks[:, 4:28, 4:28] = 255
+    base = dict(FAST, feather=0, cache=False)
+
+    def run(**kw):
+        return tiny_pipeline.render(still, still[0], SRC, SRC, EditSettings(**{**base, **kw}), masks=masks).frames
+
+    plain = run(guidance_scale=1.0).astype(int)
+    from_source = run(guidance_scale=8.0, source_negative=True).astype(int)
+    from_empty = run(guidance_scale=8.0, source_negative=False).astype(int)
+    assert np.abs(from_source - plain).max() <= 2
+    assert np.abs(from_empty - plain).mean() > 10 * max(np.abs(from_source - plain).mean(), 0.05)

@@ -30,8 +30,10 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     Param("steps", "Steps", "int", 20, "DDIM steps for inversion, masks and generation. More is slower and cleaner.",
           1, 1000),
-    Param("guidance_scale", "Guidance", "float", 16.0,
+    Param("guidance_scale", "Guidance", "float", 10.0,
           "How strongly the result follows the target prompt and image (1 = no guidance).", 1, 30, 0.5),
+    Param("source_negative", "Away from source", "bool", True,
+          "Guide away from the source's look rather than from nothing: recolours more reliably.", advanced=True),
     Param("tune_steps", "Tuning steps", "int", 20,
           "One-shot tuning on the source clip; 0 skips tuning (faster, less faithful motion).", 0, 2000),
     Param("tune_lr", "Tuning rate", "float", 1e-4, "Learning rate of the one-shot tuning.", 1e-6, 1e-2, 1e-5,

@@ -46,7 +46,7 @@ class RecastSettings(bpy.types.PropertyGroup):
                                  description="Image of the object to put into the clip")
     steps: IntProperty(name="Steps", default=20, min=1, max=1000, description="DDIM steps")
     seed: IntProperty(name="Seed", default=0, min=0)
-    guidance_scale: FloatProperty(name="Guidance", default=16.0, min=1.0, max=50.0)
+    guidance_scale: FloatProperty(name="Guidance", default=10.0, min=1.0, max=50.0)
     tune_steps: IntProperty(name="Tune steps", default=20, min=0, max=5000,
                             description="One-shot tuning steps on the clip (0 skips tuning)")
     mask_threshold: FloatProperty(name="Mask threshold", default=0.3, min=0.01, max=0.99)
