@@ -69,7 +69,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 def apply_threads(args: argparse.Namespace) -> None:
     """Oversubscribed OpenMP threads spin at barriers: on a busy 2-core machine a run got >100× slower."""
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             raise InputError("threads", "must be at least 1")
         import torch

@@ -89,6 +89,7 @@ BAD = {
     "empty target prompt": (None, None, ["--target-prompt", ""], "target_prompt"),
     "over size limit": (None, None, ["--max-clip-pixels", "1000"], "range"),
     "bad setting": (None, None, ["--overlap", "99"], "overlap"),
+    "bad threads": (None, None, ["--threads", "0"], "threads"),
 }
 
 
