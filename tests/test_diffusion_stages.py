@@ -122,6 +122,22 @@ def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware
     assert not refined[24, 104] and coarse[24, 104]  # the weak one on plain background is dropped
 
 
+def test_refinement_does_not_depend_on_earlier_runs():
+    """GrabCut draws from OpenCV's global RNG; a mask must not change because another clip ran first."""
+    import cv2
+
+    from engine.masks import grabcut_refine
+    from engine.shapes.bench_quality import bench_clips
+
+    (_, clip, _), (_, other, _) = bench_clips(24, 8, 128, 0)[13], bench_clips(24, 8, 128, 0)[12]
+    seed = cv2.dilate(clip.masks[5].astype(np.uint8), np.ones((5, 5), np.uint8))
+    seed[40:60, 40:60] = 1  # a stray block the refinement has to judge
+    alone = grabcut_refine(clip.frames[5], seed, 12)
+    grabcut_refine(other.frames[3], cv2.dilate(other.masks[3].astype(np.uint8), np.ones((9, 9), np.uint8)), 12)
+    cv2.randu(np.zeros((10, 10)), 0, 1)
+    assert np.array_equal(grabcut_refine(clip.frames[5], seed, 12), alone)
+
+
 def test_nearest_neighbour_field_recovers_a_known_shift():
     g = torch.Generator().manual_seed(0)
     f_a = torch.randn(16, 8, 10, generator=g)
