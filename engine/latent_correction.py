@@ -10,13 +10,22 @@ import torch
 import torch.nn.functional as F
 
 
-def nearest_neighbour_field(f_a: torch.Tensor, f_b: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """For each location p of f_a (c, h, w): argmax_q cos(f_a[p], f_b[q]) as a flat index into f_b."""
+def nearest_neighbour_field(f_a: torch.Tensor, f_b: torch.Tensor, allowed_b: torch.Tensor | None = None,
+                            chunk: int = 4096) -> torch.Tensor:
+    """For each location p of f_a (c, h, w): argmax_q cos(f_a[p], f_b[q]) as a flat index into f_b.
+
+    `allowed_b` (h, w) bool restricts q to those locations (an all-False mask allows all)."""
     c, h, w = f_a.shape
     a = F.normalize(f_a.reshape(c, -1).float(), dim=0).T  # (h*w, c)
     b = F.normalize(f_b.reshape(c, -1).float(), dim=0)  # (c, h*w)
-    idx = torch.cat([(a[i : i + chunk] @ b).argmax(dim=1) for i in range(0, a.shape[0], chunk)])
-    return idx.view(h, w)
+    penalty = None
+    if allowed_b is not None and allowed_b.any():
+        penalty = torch.where(allowed_b.reshape(-1), 0.0, -4.0).to(a)  # cosines lie in [-1, 1]
+    rows = []
+    for i in range(0, a.shape[0], chunk):
+        sim = a[i : i + chunk] @ b
+        rows.append((sim if penalty is None else sim + penalty).argmax(dim=1))
+    return torch.cat(rows).view(h, w)
 
 
 def upsample_field(field: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -45,7 +54,9 @@ def correct_latents(latents: torch.Tensor, features: torch.Tensor, masks: torch.
 
     latents (frames, c, H, W); features (frames, c', h, w); masks (frames, 1, H, W) in [0, 1].
     End frames renormalise the weights they have. Fields are computed one consecutive pair at a time
-    and only their indices are kept.
+    and only their indices are kept. Matches are searched inside the neighbour's mask only: the
+    generated object is corrected by the generated object next door, never by background it happens to
+    resemble at some step (which turned single frames of an object dark on the benchmark).
     """
     w_prev, w_self, w_next = weights
     if min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
@@ -54,10 +65,11 @@ def correct_latents(latents: torch.Tensor, features: torch.Tensor, masks: torch.
     if frames < 2 or w_self == 1.0:
         return latents
     flat = latents.reshape(frames, c, H * W)
-    forward = [upsample_field(nearest_neighbour_field(features[i], features[i + 1]), (H, W)).reshape(-1)
-               for i in range(frames - 1)]  # frame i → matches in i+1
-    backward = [upsample_field(nearest_neighbour_field(features[i + 1], features[i]), (H, W)).reshape(-1)
-                for i in range(frames - 1)]  # frame i+1 → matches in i
+    allowed = F.adaptive_max_pool2d(masks.float(), features.shape[-2:])[:, 0] > 0  # (frames, h, w)
+    forward = [upsample_field(nearest_neighbour_field(features[i], features[i + 1], allowed[i + 1]), (H, W))
+               .reshape(-1) for i in range(frames - 1)]  # frame i → matches in i+1
+    backward = [upsample_field(nearest_neighbour_field(features[i + 1], features[i], allowed[i]), (H, W))
+                .reshape(-1) for i in range(frames - 1)]  # frame i+1 → matches in i
     out = torch.empty_like(latents)
     for i in range(frames):
         acc = w_self * latents[i]

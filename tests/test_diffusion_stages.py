@@ -150,6 +150,21 @@ def test_nearest_neighbour_field_recovers_a_known_shift():
     assert torch.equal(upsample_field(identity, (16, 20)), torch.arange(320).view(16, 20))
 
 
+def test_fields_search_only_inside_the_neighbours_mask():
+    """A background cell that resembles the object better than the object next door must not be picked."""
+    f_a = torch.zeros(2, 4, 4)
+    f_a[0, 1, 1] = 1.0  # the object cell in frame a
+    f_b = torch.zeros(2, 4, 4)
+    f_b[0, 3, 3] = 1.0  # background in frame b, identical to the object's feature
+    f_b[:, 2, 2] = torch.tensor([0.8, 0.6])  # the object in frame b, less similar
+    allowed = torch.zeros(4, 4, dtype=torch.bool)
+    allowed[2, 2] = True
+    assert int(nearest_neighbour_field(f_a, f_b)[1, 1]) == 15  # unrestricted: the look-alike background
+    assert int(nearest_neighbour_field(f_a, f_b, allowed)[1, 1]) == 10  # restricted: the object
+    assert torch.equal(nearest_neighbour_field(f_a, f_b, torch.zeros(4, 4, dtype=torch.bool)),
+                       nearest_neighbour_field(f_a, f_b))  # an empty mask restricts nothing
+
+
 def test_latent_correction_weights():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(3, 4, 8, 8, generator=g)
