@@ -71,7 +71,10 @@ def grabcut_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: i
         cv2.grabCut(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return mask > 0
-    return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    kept = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    labels, _ = ndimage.label(kept)  # pieces the ring picked up that do not touch the mask are not its object
+    touching = np.unique(labels[kept & (mask > 0)])
+    return np.isin(labels, touching[touching > 0])
 
 
 def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: float | str = 0.3,

@@ -104,6 +104,7 @@ def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware
 
     frame = np.full((128, 128, 3), (20, 30, 90), np.uint8)
     cv2.circle(frame, (48, 64), 24, (220, 40, 40), -1, lineType=cv2.LINE_AA)
+    frame[90:93, 40:56] = (220, 40, 40)  # a separate strip of the object's colour, 2 px below it, in the ring
     disc = np.zeros((128, 128), np.uint8)
     cv2.circle(disc, (48, 64), 24, 1, -1)
     diff = np.zeros((1, 16, 16), np.float32)
@@ -119,6 +120,7 @@ def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware
     d = disc > 0
     assert iou(refined & (np.arange(128)[None, :] < 74), d) > 0.9 > iou(coarse & (np.arange(128)[None, :] < 74), d)
     assert refined[64, 88]  # the strong target-aware region outside the disc stays
+    assert not refined[90:93, 40:56].any()  # the look-alike strip that does not touch the mask is not added
     assert not refined[24, 104] and coarse[24, 104]  # the weak one on plain background is dropped
 
 
