@@ -71,7 +71,8 @@ def grabcut_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: i
         cv2.grabCut(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return mask > 0
-    kept = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    kept = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
+    kept = cv2.morphologyEx(kept, cv2.MORPH_OPEN, _disk(max(1, min(mask.shape) // 128))) > 0  # 1–2 px slivers
     labels, _ = ndimage.label(kept)  # pieces the ring picked up that do not touch the mask are not its object
     touching = np.unique(labels[kept & (mask > 0)])
     return np.isin(labels, touching[touching > 0])
