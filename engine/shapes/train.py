@@ -254,7 +254,7 @@ def loop(run: Run, stage: str, modules: dict, optimizer, step_fn, probe_fn, lr: 
         elapsed = e_start + time.time() - t_start
         if step % cfg.log_every == 0 or step == 1:
             row = {"stage": stage, "step": step, "elapsed_s": round(elapsed, 1), "lr": lr * scale}
-            row.update({k: round(float(v), 5) for k, v in losses.items()})
+            row.update({k: round(float(v.detach() if hasattr(v, "detach") else v), 5) for k, v in losses.items()})
             run.record(row)
             run.log(" ".join(f"{k}={v}" for k, v in row.items()))
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
