@@ -72,7 +72,7 @@ def grabcut_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: i
     except cv2.error:
         return mask > 0
     kept = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).astype(np.uint8)
-    kept = cv2.morphologyEx(kept, cv2.MORPH_OPEN, _disk(max(1, min(mask.shape) // 128))) > 0  # 1–2 px slivers
+    kept = cv2.morphologyEx(kept, cv2.MORPH_OPEN, _disk(min(mask.shape) // 128)) > 0  # 1–2 px slivers
     labels, _ = ndimage.label(kept)  # pieces the ring picked up that do not touch the mask are not its object
     touching = np.unique(labels[kept & (mask > 0)])
     return np.isin(labels, touching[touching > 0])

@@ -257,7 +257,7 @@ class RecastPipeline:
             raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
         m = self.model
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
-        uncond_all = unconditional(m, 1)
+        uncond = None if settings.source_negative else unconditional(m, 1)  # the CFG baseline, if not the source
         ladder = make_ladder(m.scheduler_config, settings.steps)
         weights_c = settings.correction_weights if settings.latent_correction and settings.temporal else None
         comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
@@ -276,13 +276,13 @@ class RecastPipeline:
                         for i, img in enumerate(dec):
                             on_preview(s + i, comp.composite(frames[s + i], img, comp_masks[s + i]))
             with self._timed("generate"):
-                if settings.source_negative:  # guide along source → target, not nothing → target
+                if uncond is None:  # guide along source → target, not nothing → target
                     negative = branch(state.source_text, state.frame_labels[s:e], e - s)
                 else:
-                    negative = branch(uncond_all.text, uncond_all.class_labels, e - s)
-                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), negative, lmask, ladder, m.prediction_type,
-                    settings.guidance_scale, weights_c, settings.correction_block, reporter, preview,
-                    settings.preview_every)
+                    negative = branch(uncond.text, uncond.class_labels, e - s)
+                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), negative, lmask, ladder,
+                              m.prediction_type, settings.guidance_scale, weights_c, settings.correction_block,
+                              reporter, preview, settings.preview_every)
             with self._timed("decode"):
                 acc[s:e] += comp.decode_latents(m.vae, z0) * weight[:, None, None, None].astype(np.float32)
                 final = e if wi == len(windows) - 1 else windows[wi + 1][0]
