@@ -64,3 +64,62 @@ def test_resume_continues_a_stage(tmp_path: Path) -> None:
         if json.loads(line)["stage"] == "unet"
     ]
     assert steps[-1] == 5 and json.loads((tmp_path / "summary.json").read_text())["vae"]["steps"] == 4
+
+
+def test_patch_coverage_follows_the_encoders_token_order() -> None:
+    import numpy as np
+
+    from engine.shapes.train import patch_coverage
+
+    cov = np.zeros((1, 64, 64), np.float32)
+    cov[0, 0:2, 8:10] = 1.0  # top-left 2×2 corner of the patch in row 0, column 1
+    cov[0, 56:64, 56:64] = 1.0  # the whole last patch
+    out = patch_coverage(cov, 64, 8)  # (1, 64 patches, 16)
+    assert out.shape == (1, 64, 16)
+    assert out[0, 1, 0] == 1.0 and out[0, 1, 1:].sum() == 0.0
+    assert torch.all(out[0, 63] == 1.0)
+    assert out[0].sum() == 1 + 16
+    # a frame at another size is resampled to the encoder's size first
+    assert torch.allclose(patch_coverage(np.repeat(np.repeat(cov, 2, 1), 2, 2), 64, 8), out)
+
+
+def test_warm_start_keeps_frozen_parts_and_rebuilds_the_reinitialised_one(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    base = train(tiny_config(tmp_path / "base", 2), log=lambda *_: None)
+    cfg = tiny_config(tmp_path / "warm", 3)
+    cfg.init, cfg.reinit, cfg.freeze = base, ("image_encoder",), ("vae", "text_encoder")
+    cfg.seed = 11
+    folder = train(cfg, log=lambda *_: None)
+
+    def weights(f: Path, name: str) -> dict:
+        return load_file(next((f / name).glob("*.safetensors")))
+
+    for name in ("vae", "text_encoder"):
+        a, b = weights(base, name), weights(folder, name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = weights(base, "image_encoder"), weights(folder, "image_encoder")
+    assert not torch.equal(a["vision_model.embeddings.patch_embedding.weight"],
+                           b["vision_model.embeddings.patch_embedding.weight"])
+    stages = {json.loads(r)["stage"] for r in (tmp_path / "warm" / "loss.jsonl").read_text().splitlines()}
+    assert stages == {"clip", "unet"}  # the frozen VAE's stage is skipped
+    # the UNet continued from the base model: its loss before training is the base's loss after
+    s0 = json.loads((tmp_path / "base" / "summary.json").read_text())
+    s1 = json.loads((tmp_path / "warm" / "summary.json").read_text())
+    assert s1["unet"]["probe_before"]["mse"] < s0["unet"]["probe_before"]["mse"]
+
+
+def test_reinit_without_init_is_refused_naming_the_field(tmp_path: Path) -> None:
+    import argparse
+
+    from engine.errors import InputError
+    from engine.shapes.train import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "x"), "--reinit", "image_encoder"]))
+    assert err.value.field == "reinit" and not (tmp_path / "x").exists()
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "y"), "--init", str(tmp_path)]))
+    assert err.value.field == "init"
