@@ -80,8 +80,10 @@ class RecastPipeline:
         self._loaded_tune_key = ""
         self._state: ClipState | None = None
         self.timings: dict[str, float] = {}
-        weights = sorted((model.folder / "unet").glob("*.safetensors"))
-        stat = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
+        # every component's weights: a new image encoder changes the frame embeddings the tuning and
+        # inversion caches were made with, even when the UNet file is untouched
+        weights = sorted(model.folder.glob("*/*.safetensors"))
+        stat = [(str(w.relative_to(model.folder)), w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
         self.model_id = content_key(str(model.folder.resolve()), stat, str(model.dtype))
 
     @classmethod

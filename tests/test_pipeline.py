@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -141,3 +142,19 @@ def test_source_negative_guides_along_the_source_to_target_difference(tiny_pipel
     from_empty = run(guidance_scale=8.0, source_negative=False).astype(int)
     assert np.abs(from_source - plain).max() <= 2
     assert np.abs(from_empty - plain).mean() > 10 * max(np.abs(from_source - plain).mean(), 0.05)
+
+
+def test_a_new_image_encoder_invalidates_cached_tuning_and_inversions(tiny_model_dir, tmp_path):
+    """The caches are keyed by the model's weights; the image encoder alone changing must change the key
+    (the frame embeddings the tuning and inversion saw are different)."""
+    import shutil
+
+    from engine.pipeline import RecastPipeline
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    before = RecastPipeline.from_pretrained(folder, device="cpu", cache_dir=tmp_path / "cache").model_id
+    again = RecastPipeline.from_pretrained(folder, device="cpu", cache_dir=tmp_path / "cache").model_id
+    weights = next((folder / "image_encoder").glob("*.safetensors"))
+    os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 10))
+    after = RecastPipeline.from_pretrained(folder, device="cpu", cache_dir=tmp_path / "cache").model_id
+    assert before == again and after != before
