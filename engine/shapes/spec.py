@@ -6,6 +6,9 @@ trial). The vision encoder sees the full 64×64 frame in 8-pixel patches and is 
 shape/colour classification heads and a per-token coverage head besides the contrastive loss, so
 the image embedding must carry the target's shape (4-pixel patches without the coverage head did
 not learn shape and cost 4× the attention).
+The shipped weights (engine/models/shapes) predate this: they were trained with 4-px patches and no
+coverage head (their own spec is the folder's `recast_spec.json`; TRAINING.md says why a run with
+this spec was not shipped).
 """
 
 from __future__ import annotations
