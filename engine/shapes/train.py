@@ -657,9 +657,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     comps["vae"].requires_grad_(False)
     if "clip" in done:
         restore("clip", {"text_encoder": comps["text_encoder"], "image_encoder": comps["image_encoder"]})
-    elif {"text_encoder", "image_encoder"} <= set(cfg.freeze):
-        pass
-    else:
+    elif not {"text_encoder", "image_encoder"} <= set(cfg.freeze):  # both frozen: nothing to train
         train_clip(run, comps)
     comps["text_encoder"].requires_grad_(False)
     comps["image_encoder"].requires_grad_(False)
