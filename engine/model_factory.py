@@ -38,11 +38,26 @@ class ModelSpec:
     vision_image_size: int = 32
     projection_dim: int = 16
     prediction_type: str = "v_prediction"
+    # "scale_shift": the time+class embedding scales and shifts each ResNet's normalised features
+    # (a per-channel gain the image embedding can use) instead of adding a bias before the norm.
+    unet_time_scale_shift: str = "default"
     # SD sets this so latents have about unit variance; the inversion bound depends on it.
     vae_scaling_factor: float = 1.0
 
 
 TINY = ModelSpec()
+
+
+def load_spec(path: Path) -> ModelSpec:
+    """A `ModelSpec` from a `recast_spec.json` (what training writes beside a model)."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    known = set(ModelSpec.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown spec fields {unknown}")
+    return ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def build_components(spec: ModelSpec = TINY, seed: int = 0, tokenizer_dir: Path | None = None) -> dict:
@@ -91,6 +106,7 @@ def build_components(spec: ModelSpec = TINY, seed: int = 0, tokenizer_dir: Path 
         norm_num_groups=spec.norm_groups,
         class_embed_type="projection",
         projection_class_embeddings_input_dim=2 * spec.projection_dim,
+        resnet_time_scale_shift=spec.unet_time_scale_shift,
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(

@@ -123,3 +123,42 @@ def test_reinit_without_init_is_refused_naming_the_field(tmp_path: Path) -> None
     with pytest.raises(InputError) as err:
         run(parser.parse_args(["--out", str(tmp_path / "y"), "--init", str(tmp_path)]))
     assert err.value.field == "init"
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "z"), "--freeze", "vae"]))
+    assert err.value.field == "freeze" and not (tmp_path / "z").exists()
+    (tmp_path / "bad.json").write_text('{"image_size": 64, "no_such_field": 1}')
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "w"), "--spec", str(tmp_path / "bad.json")]))
+    assert err.value.field == "spec" and "no_such_field" in str(err.value) and not (tmp_path / "w").exists()
+
+
+def test_a_scale_shift_unet_warm_starts_from_an_additive_one(tmp_path: Path) -> None:
+    """The scale half of each time projection starts at 0 and the shift half is the old bias, so the
+    new UNet begins close to the old one (not exact: the shift now follows the GroupNorm)."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from engine.model_factory import TINY, load_spec
+
+    base = train(tiny_config(tmp_path / "base", 2), log=lambda *_: None)
+    spec = dataclasses.replace(TINY, unet_time_scale_shift="scale_shift")
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(dataclasses.asdict(spec)))
+    assert load_spec(spec_file) == spec
+    cfg = tiny_config(tmp_path / "ss", 3)
+    cfg.spec_name, cfg.init, cfg.freeze = str(spec_file), base, ("vae", "text_encoder", "image_encoder")
+    cfg.steps["unet"] = 0  # the warm-started weights themselves
+    folder = train(cfg, log=lambda *_: None)
+    old = load_file(next((base / "unet").glob("*.safetensors")))
+    new = load_file(next((folder / "unet").glob("*.safetensors")))
+    proj = [k for k in old if "time_emb_proj" in k]
+    assert proj and all(new[k].shape[0] == 2 * old[k].shape[0] for k in proj)
+    for k in proj:
+        half = old[k].shape[0]
+        assert torch.count_nonzero(new[k][:half]) == 0 and torch.equal(new[k][half:], old[k])
+    assert all(torch.equal(old[k], new[k]) for k in old if k not in proj)
+    assert json.loads((folder / "unet" / "config.json").read_text())["resnet_time_scale_shift"] == "scale_shift"
+    s0 = json.loads((tmp_path / "base" / "summary.json").read_text())
+    s1 = json.loads((tmp_path / "ss" / "summary.json").read_text())
+    assert s1["unet"]["probe_before"]["mse"] < s0["unet"]["probe_before"]["mse"]  # not a fresh start

@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    parser.add_argument("--spec", choices=("shapes", "tiny"), default="shapes")
+    parser.add_argument("--spec", default="shapes",
+                        help="shapes, tiny, or a recast_spec.json (e.g. to continue a model built to another spec)")
     parser.add_argument("--pool-frames", type=int, default=20000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
@@ -117,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("init", f"{cfg.init} has no model_index.json; pass a trained model's folder")
     if cfg.reinit and cfg.init is None:
         raise InputError("reinit", "--reinit only makes sense with --init MODEL; drop it or add --init")
+    if cfg.freeze and cfg.init is None and not args.resume:
+        raise InputError("freeze", "--freeze keeps weights fixed, so it needs --init MODEL to take them from")
+    if args.spec not in ("shapes", "tiny"):
+        try:
+            _spec(args.spec)
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError("spec", f"{args.spec}: not shapes, tiny or a readable recast_spec.json ({exc})") from exc
     for key, value in (("unet", args.steps), ("vae", args.vae_steps), ("clip", args.clip_steps)):
         if value is not None:
             cfg.steps[key] = value
@@ -129,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _spec(name: str):
-    from engine.model_factory import TINY
+    """`shapes`, `tiny`, or the path of a `recast_spec.json` (e.g. a shipped model's own spec)."""
+    from engine.model_factory import TINY, load_spec
     from engine.shapes.spec import SHAPES
 
-    return {"shapes": SHAPES, "tiny": TINY}[name]
+    return {"shapes": SHAPES, "tiny": TINY}.get(name) or load_spec(Path(name))
 
 
 def to_pixels(images):
@@ -613,15 +622,33 @@ def train_unet(run: Run, comps: dict, pools: dict, stage: str = "unet") -> None:
 # ------------------------------------------------------------------------------------------- driver
 
 
+def widen_time_projections(state: dict, target: dict) -> dict:
+    """Map a UNet's additive time projections onto scale-shift ones: scale 0, shift = the old bias.
+
+    Not exact (the shift now comes after the GroupNorm instead of before it), but close enough for
+    training to continue rather than start over."""
+    import torch
+
+    out = dict(state)
+    for key, value in state.items():
+        if "time_emb_proj" in key and key in target and target[key].shape[0] == 2 * value.shape[0]:
+            out[key] = torch.cat([torch.zeros_like(value), value])
+    return out
+
+
 def warm_start(comps: dict, folder: Path, names: list[str]) -> None:
-    """Load `names`' weights from a saved model folder (strict: the spec must match)."""
+    """Load `names`' weights from a saved model folder (strict: the spec must match, except that an
+    additive-time UNet may start a scale-shift one)."""
     from safetensors.torch import load_file
 
     for name in names:
         files = sorted((folder / name).glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"{folder / name} has no safetensors weights to warm-start {name} from")
-        comps[name].load_state_dict(load_file(files[0]))
+        state = {k: v for f in files for k, v in load_file(f).items()}  # sharded weights: every file
+        if name == "unet":
+            state = widen_time_projections(state, comps[name].state_dict())
+        comps[name].load_state_dict(state)
 
 
 def train(cfg: TrainConfig, log=print) -> Path:
