@@ -115,6 +115,10 @@ def test_full_session(daemon, tmp_path):
     }
     done = stub.GetJob(pb.GetJobRequest(job_id=job.job_id))
     assert done.state == pb.JOB_STATE_SUCCEEDED and done.result_frames == 4
+    # once the job has ended its previews keep their place in the log but lose their pictures
+    replay = watch_all(stub, job.job_id, from_seq=1)
+    assert [e.seq for e in replay] == list(range(1, len(replay) + 1)) and kinds(replay) == ks
+    assert all(not e.preview.image.data for e in replay if e.HasField("preview"))
 
     results = list(stub.GetResultFrames(pb.GetResultFramesRequest(job_id=job.job_id)))
     assert [r.frame_index for r in results] == [0, 1, 2, 3]

@@ -3,7 +3,8 @@
 Why persist every event: a client that drops off mid-render (laptop lid, studio restart) must be
 able to re-attach with `from_seq` and get exactly the events it missed, even after a daemon restart.
 Result-frame events are stored without their pictures (those live once, as blobs in `job_results`)
-and are filled in when streamed.
+and are filled in when streamed. Preview pictures are kept only while their job runs: once it ends the
+results replace them, and a daemon that kept every preview of every job would grow without bound.
 """
 
 from __future__ import annotations
@@ -48,6 +49,21 @@ class EventLog:
             self._last[job_id] = seq
             self._cond.notify_all()
         return event
+
+    @staticmethod
+    def strip_preview_images(conn: sqlite3.Connection, job_id: str) -> int:
+        """Clears the pictures of a job's stored preview events (the events and their seqs stay).
+        Runs inside the transaction that ends the job; returns how many were cleared."""
+        cleared = 0
+        rows = conn.execute("SELECT seq, payload FROM events WHERE job_id=?", (job_id,)).fetchall()
+        for row in rows:
+            event = pb.JobEvent.FromString(row["payload"])
+            if event.WhichOneof("event") == "preview" and event.preview.HasField("image"):
+                event.preview.ClearField("image")
+                conn.execute("UPDATE events SET payload=? WHERE job_id=? AND seq=?",
+                             (event.SerializeToString(), job_id, row["seq"]))
+                cleared += 1
+        return cleared
 
     def last_seq(self, job_id: str) -> int:
         with self._cond:

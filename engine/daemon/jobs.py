@@ -328,6 +328,7 @@ class JobManager:
             if conn.execute(sql, params).rowcount != 1:
                 changed[0] = False
                 raise _NoChange()
+            self.events.strip_preview_images(conn, job_id)
 
         try:
             self.events.append(job_id, field, message, also=update)
