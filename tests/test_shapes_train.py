@@ -130,6 +130,9 @@ def test_reinit_without_init_is_refused_naming_the_field(tmp_path: Path) -> None
     with pytest.raises(InputError) as err:
         run(parser.parse_args(["--out", str(tmp_path / "w"), "--spec", str(tmp_path / "bad.json")]))
     assert err.value.field == "spec" and "no_such_field" in str(err.value) and not (tmp_path / "w").exists()
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "v"), "--focus-weight", "0.5"]))
+    assert err.value.field == "focus-weight" and not (tmp_path / "v").exists()
 
 
 def test_a_scale_shift_unet_warm_starts_from_an_additive_one(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ Stages, in order, each resumable from its own checkpoint:
            states, image embeddings of other views of each object; the image normalizer's mean/std.
 4. unet  — denoising (v or ε) conditioned on text states and on the image embedding noised exactly as
            `StableUnCLIPImg2ImgPipeline.noise_image_embeddings` does, with CFG dropout; EMA weights.
-5. focus — continues the UNet with the loss on object cells weighted ×9 and less text dropout: the
+5. focus — continues the UNet with the loss on object cells weighted (×9 by default) and less text
+           dropout (`--focus-weight`, `--focus-text-drop`; off unless `--focus-minutes`): the
            object is a small share of every frame, so a plain loss is spent on backgrounds and the
            UNet learns colour long before shape (the shipped model after stage 4 drew blobs).
 The embedding comes from a *different* image of the same object (other background, place and size):
@@ -42,7 +43,6 @@ WARM_COMPONENTS = ("vae", "text_encoder", "image_encoder", "unet")
 COVERAGE_GRID = 4  # each vision token predicts its patch's object coverage on a 4×4 grid
 PROBE_STEP = 2**40  # the fixed probe batch: a step index training never reaches
 SHARES = {"vae": 0.16, "clip": 0.20, "unet": 0.70}  # of --minutes; pools take what they take
-OBJECT_WEIGHT = 9.0  # focus stage: loss weight of latent cells covered by the object (as in the VAE stage)
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     pool_views: int = 32
     text_drop: float = 0.5
     focus_text_drop: float = 0.2
+    focus_weight: float = 9.0  # focus stage: loss weight of latent cells covered by the object (as in the VAE)
     image_drop: float = 0.15
     aux_weight: float = 1.0
     shape_weight: float = 4.0  # shape is the hard attribute (the trial's encoder never learned it)
@@ -78,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=105.0, help="wall-time budget of stages vae..unet")
     parser.add_argument("--focus-minutes", type=float, default=0.0,
                         help="extra budget for the object-weighted UNet stage (0 skips it)")
+    parser.add_argument("--focus-weight", type=float, default=9.0,
+                        help="focus stage: loss weight of latent cells the object covers (background: 1)")
+    parser.add_argument("--focus-text-drop", type=float, default=0.2,
+                        help="focus stage: share of samples trained without their caption")
     parser.add_argument("--steps", type=int, default=None, help="cap on UNet steps (VAE/CLIP: --vae/--clip-steps)")
     parser.add_argument("--vae-steps", type=int, default=None)
     parser.add_argument("--clip-steps", type=int, default=None)
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         minutes=args.minutes,
         focus_minutes=args.focus_minutes,
+        focus_weight=args.focus_weight,
+        focus_text_drop=args.focus_text_drop,
         pool_frames=args.pool_frames,
         threads=args.threads,
         bf16=not args.no_bf16,
@@ -116,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if cfg.init is not None and not (cfg.init / "model_index.json").is_file():
         raise InputError("init", f"{cfg.init} has no model_index.json; pass a trained model's folder")
+    if cfg.focus_weight < 1 or not 0 <= cfg.focus_text_drop <= 1:
+        raise InputError("focus-weight" if cfg.focus_weight < 1 else "focus-text-drop",
+                         "--focus-weight must be ≥ 1 and --focus-text-drop in 0..1")
     if cfg.reinit and cfg.init is None:
         raise InputError("reinit", "--reinit only makes sense with --init MODEL; drop it or add --init")
     if cfg.freeze and cfg.init is None and not args.resume:
@@ -599,7 +609,7 @@ def train_unet(run: Run, comps: dict, pools: dict, stage: str = "unet") -> None:
         err = F.mse_loss(pred.float(), target, reduction="none").mean(1)  # (n, h, w)
         per = err.mean((1, 2))
         if cover is not None:
-            w = 1.0 + (OBJECT_WEIGHT - 1.0) * cover[idx]
+            w = 1.0 + (cfg.focus_weight - 1.0) * cover[idx]
             per_w = (w * err).mean((1, 2)) / w.mean((1, 2))
         else:
             per_w = per
