@@ -113,10 +113,13 @@ def test_kill9_during_render_and_mask_saves_then_recover(daemon_proc, tmp_path):
     # kill -9 during a render: the render comes back INTERRUPTED and can be resumed
     slow = stub.CreateRenderJob(render_request(clip, target, mask_version=1, **SLOW))
     _wait_running(stub, slow.job_id)
+    before = stub.GetEngineInfo(pb.GetEngineInfoRequest()).instance_id
     daemon_proc.kill9()
     channel.close()
     daemon_proc.start()
     channel, stub = connect(daemon_proc.socket)
+    after = stub.GetEngineInfo(pb.GetEngineInfoRequest()).instance_id
+    assert before and after and after != before  # how a client notices the restart
     job = stub.GetJob(pb.GetJobRequest(job_id=slow.job_id))
     assert job.state == pb.JOB_STATE_INTERRUPTED
     events = watch_all(stub, slow.job_id)

@@ -37,7 +37,7 @@ from engine.daemon.security import (
     write_private_json,
 )
 from engine.daemon.server import EngineServicer
-from engine.daemon.storage import Storage
+from engine.daemon.storage import Storage, new_id
 from engine.settings import Limits as PipelineLimits
 from protos.recast.v1 import engine_pb2 as pb
 
@@ -99,6 +99,7 @@ class Daemon:
         self.config = config
         self.limits = config.limits
         self.draining = False
+        self.instance_id = new_id()  # clients compare it to notice a restart
         self.tcp_address: str | None = None
         self.socket_path = config.socket_path
         self._locks: list[InstanceLock] = []
@@ -255,6 +256,7 @@ class Daemon:
             draining=self.draining,
             queued_jobs=self.jobs.queued_count(),
             pid=os.getpid(),
+            instance_id=self.instance_id,
         )
 
     def _models(self) -> list[pb.ModelInfo]:

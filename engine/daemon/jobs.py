@@ -200,6 +200,8 @@ class JobManager:
             last_seq=job.last_seq,
             mask_version=job.mask_version,
         )
+        clip = self.db.query_one("SELECT asset_id FROM clips WHERE clip_id=?", (job.clip_id,))
+        msg.asset_id = clip.asset_id if clip else ""
         n = self.db.query_one("SELECT COUNT(*) AS n FROM job_results WHERE job_id=? AND frame_blob!=''", (job.job_id,))
         msg.result_frames = int(n.n) if n else 0
         if job.kind == pb.JOB_KIND_MASK:
@@ -217,11 +219,14 @@ class JobManager:
                     msg.last_progress.CopyFrom(ev.progress)
         return msg
 
-    def list(self, clip_id: str, states: list[int], limit: int) -> list[Row]:
+    def list(self, clip_id: str, states: list[int], limit: int, asset_id: str = "") -> list[Row]:
         sql, params = "SELECT * FROM jobs WHERE 1=1", []
         if clip_id:
             sql += " AND clip_id=?"
             params.append(clip_id)
+        if asset_id:
+            sql += " AND clip_id IN (SELECT clip_id FROM clips WHERE asset_id=?)"
+            params.append(asset_id)
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             params.extend(states)

@@ -129,13 +129,15 @@ class EngineServicer(pb_grpc.EngineServicer):
     def ListJobs(self, request: pb.ListJobsRequest, context: grpc.ServicerContext) -> pb.ListJobsResponse:
         if request.clip_id:
             check_id("clip_id", request.clip_id)
+        if request.asset_id:
+            check_id("asset_id", request.asset_id)
         for i, s in enumerate(request.states):
             if s not in pb.JobState.values() or s == pb.JOB_STATE_UNSPECIFIED:
                 raise InputError(f"states[{i}]", f"{s} is not a job state")
         limit = request.limit or 100
         if limit > 1000:
             raise InputError("limit", "must be at most 1000")
-        rows = self.d.jobs.list(request.clip_id, list(request.states), limit)
+        rows = self.d.jobs.list(request.clip_id, list(request.states), limit, request.asset_id)
         return pb.ListJobsResponse(jobs=[self.d.jobs.message(r) for r in rows])
 
     @unary

@@ -103,7 +103,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., native_size: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
 
 class EngineInfo(_message.Message):
-    __slots__ = ("version", "api_version", "device", "models", "limits", "pipeline_ready", "draining", "queued_jobs", "pid")
+    __slots__ = ("version", "api_version", "device", "models", "limits", "pipeline_ready", "draining", "queued_jobs", "pid", "instance_id")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class EngineInfo(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     QUEUED_JOBS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     version: str
     api_version: str
     device: str
@@ -122,7 +123,8 @@ class EngineInfo(_message.Message):
     draining: bool
     queued_jobs: int
     pid: int
-    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., pipeline_ready: _Optional[bool] = ..., draining: _Optional[bool] = ..., queued_jobs: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+    instance_id: str
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., pipeline_ready: _Optional[bool] = ..., draining: _Optional[bool] = ..., queued_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
 
 class Asset(_message.Message):
     __slots__ = ("asset_id", "kind", "filename", "size_bytes", "sha256", "width", "height", "frame_count", "fps", "source_path")
@@ -352,7 +354,7 @@ class CreateRenderJobRequest(_message.Message):
     def __init__(self, clip_id: _Optional[str] = ..., source_prompt: _Optional[str] = ..., target_prompt: _Optional[str] = ..., target_asset_id: _Optional[str] = ..., settings: _Optional[_Union[EditSettings, _Mapping]] = ..., mask_version: _Optional[int] = ..., use_latest_masks: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "kind", "state", "clip_id", "queue_position", "created_unix_ms", "started_unix_ms", "ended_unix_ms", "error", "last_seq", "mask_version", "result_frames", "last_progress", "mask_request", "render_request")
+    __slots__ = ("job_id", "kind", "state", "clip_id", "queue_position", "created_unix_ms", "started_unix_ms", "ended_unix_ms", "error", "last_seq", "mask_version", "result_frames", "last_progress", "asset_id", "mask_request", "render_request")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -366,6 +368,7 @@ class Job(_message.Message):
     MASK_VERSION_FIELD_NUMBER: _ClassVar[int]
     RESULT_FRAMES_FIELD_NUMBER: _ClassVar[int]
     LAST_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     MASK_REQUEST_FIELD_NUMBER: _ClassVar[int]
     RENDER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     job_id: str
@@ -381,9 +384,10 @@ class Job(_message.Message):
     mask_version: int
     result_frames: int
     last_progress: ProgressEvent
+    asset_id: str
     mask_request: CreateMaskJobRequest
     render_request: CreateRenderJobRequest
-    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., clip_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., ended_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., last_seq: _Optional[int] = ..., mask_version: _Optional[int] = ..., result_frames: _Optional[int] = ..., last_progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., mask_request: _Optional[_Union[CreateMaskJobRequest, _Mapping]] = ..., render_request: _Optional[_Union[CreateRenderJobRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., clip_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., started_unix_ms: _Optional[int] = ..., ended_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., last_seq: _Optional[int] = ..., mask_version: _Optional[int] = ..., result_frames: _Optional[int] = ..., last_progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., asset_id: _Optional[str] = ..., mask_request: _Optional[_Union[CreateMaskJobRequest, _Mapping]] = ..., render_request: _Optional[_Union[CreateRenderJobRequest, _Mapping]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -392,14 +396,16 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("clip_id", "states", "limit")
+    __slots__ = ("clip_id", "states", "limit", "asset_id")
     CLIP_ID_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     clip_id: str
     states: _containers.RepeatedScalarFieldContainer[JobState]
     limit: int
-    def __init__(self, clip_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[JobState, str]]] = ..., limit: _Optional[int] = ...) -> None: ...
+    asset_id: str
+    def __init__(self, clip_id: _Optional[str] = ..., states: _Optional[_Iterable[_Union[JobState, str]]] = ..., limit: _Optional[int] = ..., asset_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs",)
