@@ -5,10 +5,13 @@ cross-attention lives at 8×8 and 4×4 only (self-attention at 16×16 doubled th
 trial). The vision encoder sees the full 64×64 frame in 8-pixel patches and is trained with
 shape/colour classification heads and a per-token coverage head besides the contrastive loss, so
 the image embedding must carry the target's shape (4-pixel patches without the coverage head did
-not learn shape and cost 4× the attention).
-The shipped weights (engine/models/shapes) predate this: they were trained with 4-px patches and no
-coverage head (their own spec is the folder's `recast_spec.json`; TRAINING.md says why a run with
-this spec was not shipped).
+not learn shape and cost 4× the attention). The UNet's ResNets take the time + image embedding as
+scale and shift of their normalised features rather than as an added bias: that raised how often
+samples had the asked-for shape in both trials (0.17 → 0.33 in run 2's probe; 0.21 → 0.29 in run 3,
+with a focus stage; TRAINING.md).
+The shipped weights (engine/models/shapes) predate this: they were trained with 4-px patches, no
+coverage head and additive time conditioning (their own spec is the folder's `recast_spec.json`;
+TRAINING.md says why the runs with newer recipes were not shipped).
 """
 
 from __future__ import annotations
@@ -34,4 +37,5 @@ SHAPES = ModelSpec(
     vision_image_size=64,
     projection_dim=32,
     prediction_type="v_prediction",
+    unet_time_scale_shift="scale_shift",
 )
