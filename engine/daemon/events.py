@@ -51,10 +51,9 @@ class EventLog:
         return event
 
     @staticmethod
-    def strip_preview_images(conn: sqlite3.Connection, job_id: str) -> int:
+    def strip_preview_images(conn: sqlite3.Connection, job_id: str) -> None:
         """Clears the pictures of a job's stored preview events (the events and their seqs stay).
-        Runs inside the transaction that ends the job; returns how many were cleared."""
-        cleared = 0
+        Runs inside the transaction that ends the job."""
         rows = conn.execute("SELECT seq, payload FROM events WHERE job_id=?", (job_id,)).fetchall()
         for row in rows:
             event = pb.JobEvent.FromString(row["payload"])
@@ -62,8 +61,6 @@ class EventLog:
                 event.preview.ClearField("image")
                 conn.execute("UPDATE events SET payload=? WHERE job_id=? AND seq=?",
                              (event.SerializeToString(), job_id, row["seq"]))
-                cleared += 1
-        return cleared
 
     def last_seq(self, job_id: str) -> int:
         with self._cond:

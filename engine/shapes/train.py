@@ -79,9 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=105.0, help="wall-time budget of stages vae..unet")
     parser.add_argument("--focus-minutes", type=float, default=0.0,
                         help="extra budget for the object-weighted UNet stage (0 skips it)")
-    parser.add_argument("--focus-weight", type=float, default=9.0,
+    parser.add_argument("--focus-weight", type=float, default=TrainConfig.focus_weight,
                         help="focus stage: loss weight of latent cells the object covers (background: 1)")
-    parser.add_argument("--focus-text-drop", type=float, default=0.2,
+    parser.add_argument("--focus-text-drop", type=float, default=TrainConfig.focus_text_drop,
                         help="focus stage: share of samples trained without their caption")
     parser.add_argument("--steps", type=int, default=None, help="cap on UNet steps (VAE/CLIP: --vae/--clip-steps)")
     parser.add_argument("--vae-steps", type=int, default=None)
@@ -123,18 +123,18 @@ def run(args: argparse.Namespace) -> int:
     )
     if cfg.init is not None and not (cfg.init / "model_index.json").is_file():
         raise InputError("init", f"{cfg.init} has no model_index.json; pass a trained model's folder")
-    if cfg.focus_weight < 1 or not 0 <= cfg.focus_text_drop <= 1:
-        raise InputError("focus-weight" if cfg.focus_weight < 1 else "focus-text-drop",
-                         "--focus-weight must be ≥ 1 and --focus-text-drop in 0..1")
+    if cfg.focus_weight < 1:
+        raise InputError("focus-weight", "must be ≥ 1 (1 weights object cells like the background)")
+    if not 0 <= cfg.focus_text_drop <= 1:
+        raise InputError("focus-text-drop", "must be a share in 0..1")
     if cfg.reinit and cfg.init is None:
         raise InputError("reinit", "--reinit only makes sense with --init MODEL; drop it or add --init")
     if cfg.freeze and cfg.init is None and not args.resume:
         raise InputError("freeze", "--freeze keeps weights fixed, so it needs --init MODEL to take them from")
-    if args.spec not in ("shapes", "tiny"):
-        try:
-            _spec(args.spec)
-        except (OSError, ValueError, TypeError) as exc:
-            raise InputError("spec", f"{args.spec}: not shapes, tiny or a readable recast_spec.json ({exc})") from exc
+    try:
+        _spec(args.spec)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError("spec", f"{args.spec}: not shapes, tiny or a readable recast_spec.json ({exc})") from exc
     for key, value in (("unet", args.steps), ("vae", args.vae_steps), ("clip", args.clip_steps)):
         if value is not None:
             cfg.steps[key] = value
