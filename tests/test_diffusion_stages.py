@@ -97,6 +97,37 @@ def test_mask_postprocessing_on_a_constructed_difference():
     assert (dilated > 0).sum() > (masks > 0).sum()
 
 
+def test_a_frame_that_differs_everywhere_is_measured_above_its_own_floor():
+    """Branches that drifted apart on a busy background: every cell differs by ~0.3 of the peak, the object
+    a little more. The cut must find the object, not the whole frame; a quiet frame keeps its mask."""
+    rng = np.random.default_rng(0)
+    busy = 0.3 + 0.1 * rng.random((16, 16), np.float32)
+    busy[5:10, 5:10] += 0.45
+    quiet = np.zeros((16, 16), np.float32)
+    quiet[5:10, 5:10] = 1.0
+    masks = masks_from_difference(np.stack([busy, quiet]), (64, 64), threshold=0.3) > 0
+    square = np.zeros((64, 64), bool)
+    square[20:40, 20:40] = True
+    for m in masks:
+        assert (m & square).sum() / (m | square).sum() > 0.75  # without the floor: 0.10 (the whole frame)
+    assert np.array_equal(masks[1], masks_from_difference(quiet[None], (64, 64), threshold=0.3)[0] > 0)
+
+
+def test_one_outsized_frame_does_not_blank_its_neighbours():
+    """Frame 0's difference peaks at 1.0, frame 1's object only at 0.25 (under the 0.3 cut of the clip's
+    peak): frame 1 still gets its object. Frame 2 has no object, only a faint even texture: it stays empty."""
+    rng = np.random.default_rng(1)
+    diff = 0.02 * rng.random((3, 16, 16)).astype(np.float32)
+    diff[0, 5:10, 5:10] = 1.0
+    diff[1, 6:11, 6:11] = 0.25
+    diff[2] += 0.03
+    masks = masks_from_difference(diff, (64, 64), threshold=0.3) > 0
+    square = np.zeros((64, 64), bool)
+    square[24:44, 24:44] = True
+    assert (masks[1] & square).sum() / (masks[1] | square).sum() > 0.75  # before: an empty mask
+    assert masks[0].any() and not masks[2].any()
+
+
 def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware_part():
     """A blocky, too-small latent mask of a drawn disc grows to the disc's outline; a strong difference
     outside the disc (where a different target shape will stand) survives; a weak one does not."""
