@@ -11,7 +11,7 @@ from engine.ddim import make_ladder, to_epsilon
 from engine.inflate import inflate_unet
 from engine.inversion import invert, sample
 from engine.latent_correction import correct_latents, nearest_neighbour_field, upsample_field
-from engine.masks import masks_from_difference, noise_difference, otsu_threshold
+from engine.masks import grabcut_refine, masks_from_difference, noise_difference, otsu_threshold
 from engine.model_loading import load_model
 from engine.tuning import training_scheduler
 
@@ -126,6 +126,19 @@ def test_one_outsized_frame_does_not_blank_its_neighbours():
     square[24:44, 24:44] = True
     assert (masks[1] & square).sum() / (masks[1] | square).sum() > 0.75  # before: an empty mask
     assert masks[0].any() and not masks[2].any()
+
+
+def test_refinement_that_loses_the_object_keeps_the_coarse_mask():
+    """On a frame where nothing stands out from its surroundings GrabCut keeps nothing; an empty mask would
+    leave the old object showing in that frame, so the diffusion mask is kept."""
+    frame = np.full((64, 64, 3), 128, np.uint8) + np.random.default_rng(0).integers(0, 3, (64, 64, 3)).astype(np.uint8)
+    diff = np.zeros((1, 16, 16), np.float32)
+    diff[0, 5:10, 5:10] = 0.6
+    diff[0, 0, 15] = 1.0
+    coarse = masks_from_difference(diff, (64, 64), threshold=0.3)[0] > 0
+    assert not grabcut_refine(frame, coarse.astype(np.uint8), 6).any()
+    refined = masks_from_difference(diff, (64, 64), threshold=0.3, frames=frame[None], refine=True)[0] > 0
+    assert np.array_equal(refined, coarse)
 
 
 def test_refinement_snaps_a_coarse_mask_to_the_object_and_keeps_the_target_aware_part():
