@@ -24,7 +24,7 @@ class EngineLink(QObject):
     stateChanged = Signal(str, str)  # "connecting" / "connected" / "loading" / "disconnected", detail
     infoChanged = Signal(object)  # pb.EngineInfo, after connecting and on every poll
     connected = Signal()  # a (new) engine is live: re-attach to its jobs
-    restored = Signal()  # the same channel answers again after an outage (maybe a restarted daemon)
+    restored = Signal()  # the same channel answers again after an outage or a restart between polls
     error = Signal(str)
 
     def __init__(self, options: EngineOptions) -> None:
@@ -125,10 +125,13 @@ class EngineLink(QObject):
 
     def _polled(self, info: pb.EngineInfo) -> None:
         was = self.state
+        before = self.engine.info.instance_id if self.engine is not None else ""
         if self.engine is not None:
             self.engine.info = info  # the channel reconnects by itself, maybe to a restarted daemon
         self._show(info)
-        if was == "disconnected" and self.state != "disconnected":
+        # a daemon that restarted between two polls never looked disconnected: its new instance id tells
+        restarted = bool(before) and info.instance_id != before
+        if self.state != "disconnected" and (was == "disconnected" or restarted):
             self.restored.emit()
 
     def _poll_failed(self, message: str) -> None:

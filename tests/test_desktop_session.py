@@ -303,3 +303,21 @@ def test_reconnects_when_the_engine_comes_back(qtbot, tmp_path, daemon):
     qtbot.waitUntil(lambda: win.controller.state in ("connected", "loading"), timeout=60000)
     assert win.controller.engine.info.pid != first_pid
     win.close()
+
+
+def test_a_daemon_restarted_between_polls_is_noticed_and_reattached(qtbot, tmp_path, daemon):
+    """No poll ever failed (the engine was down only between two), yet it is a new daemon: its instance id
+    changed, so the studio re-attaches to its jobs."""
+    win = make_window(qtbot, tmp_path, daemon)
+    link = win.controller.link
+    link.poll_timer.stop()
+    first = win.controller.engine.info.instance_id
+    assert first
+    win.controller.jobs_listed = False
+    daemon.terminate()
+    daemon.start()
+    with qtbot.waitSignal(link.restored, timeout=20000):
+        link.poll()
+    qtbot.waitUntil(lambda: win.controller.jobs_listed, timeout=20000)
+    assert win.controller.engine.info.instance_id != first
+    win.close()
