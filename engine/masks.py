@@ -105,21 +105,23 @@ def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: fl
     checkered, mask_iou 0.37 → 0.79; frames with a quiet background are untouched).
     """
     H, W = size
-    if diff.size and diff.max() > 0:
-        floor = np.median(diff, axis=(1, 2), keepdims=True)  # (frames, 1, 1)
-        busy = floor >= BUSY_FLOOR * float(diff.max())
-        diff = np.where(busy, np.clip(diff - floor, 0, None), diff)
-    per_frame = diff.reshape(len(diff), -1).max(1) if diff.size else np.zeros(0)  # (frames,)
-    peak = float(per_frame.max()) if diff.size else 0.0
+    out = np.zeros((len(diff), H, W), np.uint8)
+    if diff.size == 0:
+        return out
+    floor = np.median(diff, axis=(1, 2), keepdims=True)  # (frames, 1, 1)
+    busy = floor >= BUSY_FLOOR * float(diff.max())
+    diff = np.where(busy, np.clip(diff - floor, 0, None), diff)
+    flat = diff.reshape(len(diff), -1)  # (frames, h * w)
+    per_frame = flat.max(1)
+    peak = float(per_frame.max())
+    if peak <= 1e-6:  # identical conditioning: nothing to edit
+        return out
     # each frame is cut relative to the clip's peak, but never to more than 1 / WEAK_FRAME of its own,
     # if its own peak stands out of its background at all (a frame without the object stays empty)
-    stands_out = per_frame >= OBJECT_CONTRAST * np.median(diff.reshape(len(diff), -1), axis=1)
+    stands_out = per_frame >= OBJECT_CONTRAST * np.median(flat, axis=1)
     scale = np.where(stands_out, np.minimum(peak, per_frame / WEAK_FRAME), peak)[:, None, None]  # (frames, 1, 1)
     norm = np.clip(diff / np.maximum(scale, 1e-12), 0, 1)
     cut = otsu_threshold(norm) if threshold == "otsu" else float(threshold)
-    out = np.zeros((len(diff), H, W), np.uint8)
-    if peak <= 1e-6:  # identical conditioning: nothing to edit
-        return out
     short = min(H, W)
     for i, m in enumerate(norm):
         up = cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
