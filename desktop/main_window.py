@@ -171,7 +171,8 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         c, d = self.controller, self.doc
         c.error.connect(self.show_error)
-        c.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        c.message.connect(self.show_message)  # a method, not a lambda: Qt drops it with the window, so a
+        # message that lands after close (a result fetched late) does not reach a deleted window
         c.link.stateChanged.connect(self._engine_state)
         c.link.infoChanged.connect(self._engine_info)
         c.clipOpened.connect(self._clip_opened)
@@ -196,6 +197,9 @@ class MainWindow(QMainWindow):
         self.last_error = text
         self.banner.show_message(text)
         self.statusBar().showMessage(text, 10000)
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
 
     def _engine_state(self, state: str, detail: str) -> None:
         self.engine_label.setText(f"engine: {state}" + (f" — {detail}" if detail else ""))

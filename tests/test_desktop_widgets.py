@@ -219,6 +219,22 @@ def test_no_engine_is_a_sentence_not_a_traceback(qtbot, tmp_path, clip_file):
     assert "Traceback" not in win.last_error and "engine" in win.last_error.lower()
 
 
+def test_a_message_that_arrives_after_the_window_is_gone_is_dropped(qtbot, tmp_path):
+    """Worker threads finish on their own schedule: a result fetched after close still makes the
+    controller report it. With the window deleted that must go nowhere, not raise in the event loop."""
+    import shiboken6
+
+    win = window(qtbot, tmp_path)
+    controller = win.controller
+    controller.message.emit("while open")
+    assert win.statusBar().currentMessage() == "while open"
+    win.close()
+    shiboken6.delete(win)
+    with qtbot.captureExceptions() as raised:
+        controller.message.emit("after close")
+    assert raised == []
+
+
 def test_snapshot_writes_the_window_to_png(tmp_path, clip_file):
     out = tmp_path / "shot.png"
     env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
