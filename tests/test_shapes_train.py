@@ -136,6 +136,9 @@ def test_reinit_without_init_is_refused_naming_the_field(tmp_path: Path) -> None
     with pytest.raises(InputError) as err:
         run(parser.parse_args(["--out", str(tmp_path / "u"), "--snr-gamma", "-1"]))
     assert err.value.field == "snr-gamma" and not (tmp_path / "u").exists()
+    with pytest.raises(InputError) as err:
+        run(parser.parse_args(["--out", str(tmp_path / "t"), "--object-framing", "1.5"]))
+    assert err.value.field == "object-framing" and not (tmp_path / "t").exists()
 
 
 def test_min_snr_weights_starve_high_noise_and_gamma_zero_does_not() -> None:
@@ -187,3 +190,25 @@ def test_a_scale_shift_unet_warm_starts_from_an_additive_one(tmp_path: Path) -> 
     s0 = json.loads((tmp_path / "base" / "summary.json").read_text())
     s1 = json.loads((tmp_path / "ss" / "summary.json").read_text())
     assert s1["unet"]["probe_before"]["mse"] < s0["unet"]["probe_before"]["mse"]  # not a fresh start
+
+
+def test_object_framed_pool_frames_centre_the_object_and_leave_the_rest_as_before(tmp_path: Path) -> None:
+    """The pool is whole frames (the very batches of a run without object framing), then crops as object
+    framing cuts them: the object near the middle at radius ≈ 0.3 (engine/framing.py)."""
+    import numpy as np
+
+    from engine.shapes.data import CROP_JITTER, batch_rng, render_batch
+    from engine.shapes.train import pool_batches
+
+    cfg = TrainConfig(out=tmp_path, pool_frames=100, object_framing=0.5)
+    frame_part, object_part = list(pool_batches(cfg, 32))
+    assert len(frame_part.captions) == len(object_part.captions) == 50
+    assert np.array_equal(frame_part.images, render_batch(batch_rng(0, 2, 0), 32, 50).images)
+    ys, xs = np.mgrid[0:32, 0:32] + 0.5
+    for cov in object_part.coverage:
+        area = cov.sum()
+        centre = np.array([(cov * xs).sum(), (cov * ys).sum()]) / area / 32
+        assert np.abs(centre - 0.5).max() <= CROP_JITTER + 0.08  # a triangle's centroid sits off its middle
+        assert area / 32**2 > 0.05  # large: a crop gives the object the frame
+    plain = TrainConfig(out=tmp_path, pool_frames=100)
+    assert [len(b.captions) for b in pool_batches(plain, 32)] == [64, 36]

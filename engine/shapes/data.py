@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.shapes.render import (
     Background,
+    Pose,
     Scene,
     composite,
     coverage,
@@ -25,6 +26,12 @@ COLOURS = list(OBJECT_COLOURS)
 BGS = list(BACKGROUND_COLOURS)
 # Training objects are larger than most benchmark objects: shape must be visible at 64×64.
 TRAIN_RADIUS = (0.12, 0.38)
+# Object framing (engine/framing.py): the edit runs on a crop whose side is the object's extent / 0.3,
+# so the object sits near the centre at radius ≈ 0.3 (0.27–0.38 by shape and rotation), the crop is
+# shifted off-centre at frame borders, and a zoomed-in background has coarser patterns.
+CROP_RADIUS = (0.22, 0.38)
+CROP_JITTER = 0.1  # centre offset, fraction of the crop
+CROP_PERIOD = (0.12, 0.6)
 
 
 @dataclass
@@ -54,15 +61,20 @@ def render_batch(
     classes: np.ndarray | None = None,
     radius: tuple[float, float] = TRAIN_RADIUS,
     backgrounds: list[Background] | None = None,
+    framing: str = "frame",
 ) -> Batch:
     """`n` random frames; `classes` (object-class indices) fixes colour and shape per frame,
-    `backgrounds` the background per frame."""
+    `backgrounds` the background per frame. `framing="object"` draws what an object-framed edit
+    sees (`object_crop_scene`)."""
     imgs, covs, labels, caps = [], [], [], []
     for i in range(n):
         colour = shape = None
         if classes is not None:
             colour, shape = COLOURS[classes[i] // len(SHAPES)], SHAPES[classes[i] % len(SHAPES)]
-        scene = random_scene(rng, size, size, colour=colour, shape=shape, radius=radius)
+        if framing == "object":
+            scene = object_crop_scene(rng, colour=colour, shape=shape)
+        else:
+            scene = random_scene(rng, size, size, colour=colour, shape=shape, radius=radius)
         if backgrounds is not None:
             scene = Scene(scene.colour, scene.shape, scene.pose, backgrounds[i])
         cov = coverage(scene.shape, scene.pose, size, size)
@@ -79,6 +91,16 @@ def render_batch(
         caps.append(scene.caption)
     lab = np.array(labels)
     return Batch(np.stack(imgs), np.stack(covs), lab[:, 0], lab[:, 1], lab[:, 2], lab[:, 3], caps)
+
+
+def object_crop_scene(rng: np.random.Generator, colour: str | None = None, shape: str | None = None) -> Scene:
+    """A frame as object framing crops it: the object near the centre at radius ≈ 0.3, any rotation a
+    clip may have, the background zoomed in (coarser stripes and checks)."""
+    scene = random_scene(rng, 64, 64, colour=colour, shape=shape, radius=CROP_RADIUS)
+    cx, cy = 0.5 + rng.uniform(-CROP_JITTER, CROP_JITTER, 2)
+    bg = scene.background
+    bg = Background(bg.colour, bg.pattern, bg.angle, float(rng.uniform(*CROP_PERIOD)), bg.phase)
+    return Scene(scene.colour, scene.shape, Pose(float(cx), float(cy), scene.pose.radius, scene.pose.angle), bg)
 
 
 def shape_group_batch(rng: np.random.Generator, size: int, n: int, plain_prob: float = 0.5) -> Batch:

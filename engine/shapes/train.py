@@ -57,6 +57,7 @@ class TrainConfig:
     batch: dict[str, int] = field(default_factory=lambda: {"vae": 32, "clip": 64, "unet": 64, "focus": 64})
     lr: dict[str, float] = field(default_factory=lambda: {"vae": 1e-3, "clip": 5e-4, "unet": 5e-4, "focus": 2e-4})
     pool_frames: int = 20000
+    object_framing: float = 0.0  # share of pool frames drawn object-framed (what an object-framed edit sees)
     pool_views: int = 32
     text_drop: float = 0.5
     focus_text_drop: float = 0.2
@@ -95,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", default="shapes",
                         help="shapes, tiny, or a recast_spec.json (e.g. to continue a model built to another spec)")
     parser.add_argument("--pool-frames", type=int, default=20000)
+    parser.add_argument("--object-framing", type=float, default=TrainConfig.object_framing,
+                        help="share of the UNet's frames drawn object-framed, as object-framed edits see them")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
     parser.add_argument("--init", default=None, help="model folder to warm-start every component from")
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         focus_text_drop=args.focus_text_drop,
         snr_gamma=args.snr_gamma,
         pool_frames=args.pool_frames,
+        object_framing=args.object_framing,
         threads=args.threads,
         bf16=not args.no_bf16,
         init=Path(args.init) if args.init else None,
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("focus-weight", "must be ≥ 1 (1 weights object cells like the background)")
     if not 0 <= cfg.focus_text_drop <= 1:
         raise InputError("focus-text-drop", "must be a share in 0..1")
+    if not 0 <= cfg.object_framing <= 1:
+        raise InputError("object-framing", "must be a share in 0..1 (0 = whole frames only)")
     if cfg.snr_gamma < 0:
         raise InputError("snr-gamma", "must be ≥ 0 (0 turns min-SNR weighting off)")
     if cfg.reinit and cfg.init is None:
@@ -490,8 +496,7 @@ def build_pools(run: Run, comps: dict) -> dict:
     means, stds, caps, classes = [], [], [], []
     cap_index = {c: i for i, c in enumerate(all_captions())}
     with torch.no_grad():
-        for k in range(0, cfg.pool_frames, 64):
-            b = render_batch(batch_rng(cfg.seed, 2, k), size, min(64, cfg.pool_frames - k))
+        for b in pool_batches(cfg, size):
             post = vae.encode(to_pixels(b.images)).latent_dist
             means.append(post.mean.half())
             stds.append(post.std.half())
@@ -532,6 +537,7 @@ def build_pools(run: Run, comps: dict) -> dict:
     torch.save(pools, path)
     run.state["summary"]["pools"] = {
         "frames": cfg.pool_frames,
+        "object_framed_share": cfg.object_framing,
         "views_per_object": cfg.pool_views,
         "vae_scaling_factor": round(scaling, 5),
         "minutes": round((time.time() - t0) / 60, 2),
@@ -540,6 +546,20 @@ def build_pools(run: Run, comps: dict) -> dict:
     run.save_state()
     run.log(f"[pools] {run.state['summary']['pools']}")
     return pools
+
+
+def pool_batches(cfg: TrainConfig, size: int):
+    """The pool's frames, 64 at a time: whole frames, then the `object_framing` share drawn as object
+    framing crops them (engine/framing.py). Each batch is a function of (seed, index), so the pools and
+    the coverage table re-rendered from them always agree."""
+    from engine.shapes.data import batch_rng, render_batch
+
+    n_object = round(cfg.pool_frames * cfg.object_framing)
+    n_frame = cfg.pool_frames - n_object
+    for k in range(0, n_frame, 64):
+        yield render_batch(batch_rng(cfg.seed, 2, k), size, min(64, n_frame - k))
+    for k in range(0, n_object, 64):
+        yield render_batch(batch_rng(cfg.seed, 6, k), size, min(64, n_object - k), framing="object")
 
 
 def apply_pools(comps: dict, pools: dict) -> None:
@@ -557,14 +577,13 @@ def pool_coverage(run: Run, pools: dict, latent_size: int) -> torch.Tensor:
     are re-rendered from their seeds (no VAE pass), so runs whose pools predate this table get it too."""
     import torch
 
-    from engine.shapes.data import batch_rng, render_batch
 
     if "coverage" not in pools:
         cfg, size = run.cfg, run.spec.image_size
         f = size // latent_size
         covs = []
-        for k in range(0, cfg.pool_frames, 64):
-            c = render_batch(batch_rng(cfg.seed, 2, k), size, min(64, cfg.pool_frames - k)).coverage
+        for b in pool_batches(cfg, size):
+            c = b.coverage
             covs.append(torch.from_numpy(c.reshape(len(c), latent_size, f, latent_size, f).mean((2, 4))))
         pools["coverage"] = (torch.cat(covs) * 255).round().to(torch.uint8)
         torch.save(pools, run.cfg.out / "ckpt" / "pools.pt")
