@@ -13,6 +13,7 @@ clip at hand and on disk across runs, so masks then render never tune or invert 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from engine import composite as comp
+from engine import framing
 from engine.cache import TensorCache, content_key
 from engine.conditioning import (
     branch,
@@ -68,6 +70,15 @@ class ClipState:
     tune_key: str = ""
     tune_losses: list[float] = field(default_factory=list)
     trajectories: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+
+def renoised(z_T: torch.Tensor, mask: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+    """z_T with √share of fresh noise inside the mask (variance kept: √(1−share)·z + √share·ε)."""
+    if share <= 0:
+        return z_T
+    noise = torch.randn(z_T.shape, generator=torch.Generator().manual_seed(seed)).to(z_T.device, z_T.dtype)
+    mixed = (1 - share) ** 0.5 * z_T + share**0.5 * noise
+    return mask * mixed + (1 - mask) * z_T
 
 
 class RecastPipeline:
@@ -257,6 +268,11 @@ class RecastPipeline:
             masks = self._masks(state, target_image, target_prompt, settings, reporter)
         elif masks.shape != (n, H, W):
             raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
+        if settings.framing == "object":
+            boxes = framing.crop_boxes(masks)
+            if boxes is not None:
+                return self._render_framed(frames, target_image, source_prompt, target_prompt, settings, masks,
+                                           boxes, progress, cancel, on_preview, on_frame)
         m = self.model
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
         uncond = None if settings.source_negative else unconditional(m, 1)  # the CFG baseline, if not the source
@@ -282,7 +298,8 @@ class RecastPipeline:
                     negative = branch(state.source_text, state.frame_labels[s:e], e - s)
                 else:
                     negative = branch(uncond.text, uncond.class_labels, e - s)
-                z0 = generate(m.unet, traj, branch(text_t, label_t, e - s), negative, lmask, ladder,
+                start = renoised(traj[0], lmask, settings.renoise, settings.seed + s)
+                z0 = generate(m.unet, [start, *traj[1:]], branch(text_t, label_t, e - s), negative, lmask, ladder,
                               m.prediction_type, settings.guidance_scale, weights_c, settings.correction_block,
                               reporter, preview, settings.preview_every)
             with self._timed("decode"):
@@ -295,3 +312,33 @@ class RecastPipeline:
                     reporter.step("composite", i + 1, n)
                 done = final
         return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
+
+    def _render_framed(self, frames, target_image, source_prompt, target_prompt, settings, masks, boxes,
+                       progress, cancel, on_preview, on_frame) -> RenderResult:
+        """Render the crops `boxes` cut from the frames and masks, then paste every edited crop back into
+        its frame through the whole-frame compositing mask (source pixels outside it, byte for byte)."""
+        n, H, W = frames.shape[:3]
+        size = self.model.native_size
+        comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
+        timings = dict(self.timings)  # the whole-frame masks' share
+        out, weights = np.empty_like(frames), np.zeros_like(comp_masks)
+
+        def full(i: int, crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            canvas, inside = framing.paste(crop_rgb.astype(np.float32) / 255, boxes[i], H, W)
+            weight = np.where(inside, comp_masks[i], 0).astype(np.uint8)
+            return comp.composite(frames[i], canvas, weight), weight
+
+        def frame_done(i: int, crop_rgb: np.ndarray, _mask: np.ndarray) -> None:
+            out[i], weights[i] = full(i, crop_rgb)
+            if on_frame is not None:
+                on_frame(i, out[i], weights[i])
+
+        preview = None if on_preview is None else (lambda i, img: on_preview(i, full(i, img)[0]))
+        inner = dataclasses.replace(settings, framing="frame", feather=0.0)  # the whole-frame mask feathers
+        result = self.render(framing.crop(frames, boxes, size), target_image, source_prompt, target_prompt, inner,
+                             masks=framing.crop_masks(masks, boxes, size), progress=progress, cancel=cancel,
+                             on_preview=preview, on_frame=frame_done)
+        for stage, seconds in result.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        self.timings = timings
+        return RenderResult(out, weights, masks, timings, result.tune_losses)

@@ -26,6 +26,12 @@ class EditSettings:
     mask_refine: bool = True  # snap to the source frame's edges (GrabCut): bench mask_iou 0.52 → 0.81
     mask_text_only: bool = False  # ablation: target branch without the target image
     feather: float = 0.01  # × the frame's shorter side
+    # "object": render a square crop that follows the edit region (engine/framing.py), so a small object
+    # gets the model's whole native size; "frame": the whole frame at the working size.
+    framing: str = "frame"
+    # Share of fresh noise mixed into the inverted start latents inside the mask: the inverted source
+    # carries the old outline, so a new shape needs room (0 = start from the inversion alone).
+    renoise: float = 0.0
     latent_correction: bool = True
     correction_weights: tuple[float, float, float] = (0.25, 0.5, 0.25)
     correction_block: int = 1  # UNet up-block whose features give the nearest-neighbour fields
@@ -52,6 +58,9 @@ class EditSettings:
              "mask_threshold", "must be a number in (0, 1) or 'otsu'")
         need(0 <= self.mask_dilate <= 0.5, "mask_dilate", "must be in 0..0.5 (fraction of the short side)")
         need(0 <= self.feather <= 0.5, "feather", "must be in 0..0.5 (fraction of the short side)")
+        need(0 <= self.renoise <= 1, "renoise", "must be a share in 0..1 (0: start from the inversion)")
+        need(self.framing in ("frame", "object"), "framing", "must be 'frame' (whole frames) or 'object' "
+             "(a crop that follows the edit region)")
         w = tuple(float(x) for x in self.correction_weights)
         need(len(w) == 3 and min(w) >= 0 and abs(sum(w) - 1) < 1e-6, "correction_weights",
              "must be three non-negative numbers summing to 1 (previous, self, next)")

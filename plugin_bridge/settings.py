@@ -88,6 +88,10 @@ def settings_message(values: Mapping[str, Any] | None) -> pb.EditSettings:
                 if not isinstance(value, bool):
                     raise InvalidArgument(f"{field}: {value!r} is not true or false", field=field)
                 setattr(msg, name, value)
+            elif desc.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+                if not isinstance(value, str):
+                    raise InvalidArgument(f"{field}: {value!r} is not a string", field=field)
+                setattr(msg, name, value)  # which words are allowed is the daemon's to say
             else:
                 number = _number(name, value, desc.cpp_type in _INT)
                 try:
@@ -143,6 +147,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif desc is not None and desc.cpp_type in _INT:
             group.add_argument(_flag(name), type=int, default=None, help=help_text)
+        elif desc is not None and desc.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+            group.add_argument(_flag(name), type=str, default=None, help=help_text)
         else:
             group.add_argument(_flag(name), type=float, default=None, help=help_text)
 

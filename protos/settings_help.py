@@ -18,6 +18,8 @@ SETTING_HELP: dict[str, str] = {
     "mask_refine": "refine mask edges with GrabCut on the source frame",
     "mask_text_only": "ablation: compute masks without the target image",
     "feather": "compositing feather, as a fraction of the frame's shorter side",
+    "framing": "'object': edit a crop that follows the mask at the model's native size; 'frame': the whole frame",
+    "renoise": "share of fresh noise mixed into the inverted start latents inside the mask (room for a new shape)",
     "latent_correction": "blend latents along nearest-neighbour fields between consecutive frames",
     "correction_weights": "weights of previous, current and next frame (sum 1), e.g. 0.25,0.5,0.25",
     "correction_block": "UNet up-block whose features give the nearest-neighbour fields",

@@ -158,3 +158,19 @@ def test_a_new_image_encoder_invalidates_cached_tuning_and_inversions(tiny_model
     os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 10))
     after = RecastPipeline.from_pretrained(folder, device="cpu", cache_dir=tmp_path / "cache").model_id
     assert before == again and after != before
+
+
+def test_renoise_gives_the_mask_fresh_noise_and_leaves_the_rest(tiny_pipeline):
+    clip = moving_disc_clip(3, 32, 48)
+    painted = np.zeros(clip.shape[:3], np.uint8)
+    painted[:, 8:24, 12:36] = 255
+    runs = {share: tiny_pipeline.render(clip, target_image(), SRC, TRG, EditSettings(renoise=share, **FAST),
+                                        masks=painted)
+            for share in (0.0, 1.0)}
+    for result in runs.values():
+        outside = result.masks == 0
+        assert np.array_equal(result.frames[outside], clip[outside])
+    inside = painted > 0
+    assert not np.array_equal(runs[0.0].frames[inside], runs[1.0].frames[inside])
+    with pytest.raises(InputError, match="renoise"):
+        tiny_pipeline.render(clip, target_image(), SRC, TRG, EditSettings(renoise=1.5, **FAST), masks=painted)

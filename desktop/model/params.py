@@ -50,6 +50,12 @@ PARAMS: tuple[Param, ...] = (
     Param("mask_refine", "Refine edges", "bool", True, "Snap mask edges to the source frame (GrabCut)."),
     Param("feather", "Feather", "float", 0.01, "Soft compositing edge, as a share of the shorter side.", 0, 0.5,
           0.005),
+    Param("framing", "Framing", "choice", "frame",
+          "Object: edit a crop that follows the mask, so a small object gets the model's full size.",
+          choices=("frame", "object")),
+    Param("renoise", "Renoise", "float", 0.0,
+          "Fresh noise inside the mask at the start: room for a new shape (0 follows the source's outline).",
+          0, 1, 0.05),
     Param("latent_correction", "Latent correction", "bool", True,
           "Blend each frame's latents with its matched neighbours inside the mask (steadier objects)."),
     Param("temporal", "Temporal model", "bool", True,
@@ -87,8 +93,10 @@ def to_settings(values: dict[str, Any], seed: int) -> pb.EditSettings:
         p = BY_NAME.get(name)
         if p is None or _same(value, p.default):
             continue
-        if p.kind == "choice":
+        if name == "mask_method":
             s.mask_method = pb.MASK_METHOD_OTSU if value == "otsu" else pb.MASK_METHOD_THRESHOLD
+        elif p.kind == "choice":
+            setattr(s, name, str(value))
         elif p.kind == "bool":
             setattr(s, name, bool(value))
         elif p.kind == "int":
