@@ -193,6 +193,16 @@ CASES = {
         C.INVALID_ARGUMENT,
         "settings.mask_threshold",
     ),
+    "unknown framing": (
+        lambda s, w: s.CreateRenderJob(render_request(w["clip"], w["target"], framing="sideways")),
+        C.INVALID_ARGUMENT,
+        "settings.framing",
+    ),
+    "renoise above one": (
+        lambda s, w: s.CreateRenderJob(render_request(w["clip"], w["target"], renoise=1.5)),
+        C.INVALID_ARGUMENT,
+        "settings.renoise",
+    ),
     "half the weights": (
         lambda s, w: s.CreateRenderJob(render_request(w["clip"], w["target"], correction_weight_prev=0.5)),
         C.INVALID_ARGUMENT,
