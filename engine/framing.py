@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from engine.composite import resize_frames
+
 FILL = 0.3  # half the edit region's extent, as a share of the crop side
 SMOOTH = 1  # box sides are averaged over ±SMOOTH frames: a mask's jitter in size should not zoom the crop
 
@@ -44,11 +46,8 @@ def crop_boxes(masks: np.ndarray, fill: float = FILL) -> np.ndarray | None:
 
 def crop(images: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """(frames, H, W[, 3]) uint8 → (frames, size, size[, 3]): each frame's box resized to `size`."""
-    out = []
-    for img, (x0, y0, s) in zip(images, boxes, strict=True):
-        interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
-        out.append(cv2.resize(img[y0 : y0 + s, x0 : x0 + s], (size, size), interpolation=interp))
-    return np.stack(out)
+    return np.concatenate([resize_frames(img[None, y0 : y0 + s, x0 : x0 + s], (size, size))
+                           for img, (x0, y0, s) in zip(images, boxes, strict=True)])
 
 
 def crop_masks(masks: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:

@@ -577,13 +577,11 @@ def pool_coverage(run: Run, pools: dict, latent_size: int) -> torch.Tensor:
     are re-rendered from their seeds (no VAE pass), so runs whose pools predate this table get it too."""
     import torch
 
-
     if "coverage" not in pools:
         cfg, size = run.cfg, run.spec.image_size
         f = size // latent_size
         covs = []
-        for b in pool_batches(cfg, size):
-            c = b.coverage
+        for c in (b.coverage for b in pool_batches(cfg, size)):
             covs.append(torch.from_numpy(c.reshape(len(c), latent_size, f, latent_size, f).mean((2, 4))))
         pools["coverage"] = (torch.cat(covs) * 255).round().to(torch.uint8)
         torch.save(pools, run.cfg.out / "ckpt" / "pools.pt")
