@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--n", type=int, default=48)
     p.add_argument("--json", default=None)
-    p.add_argument("--grid", default=None, help="write a PNG grid of the text+image samples")
+    p.add_argument("--grid", default=None, help="write a PNG grid: samples per mode (+ source, edited with --inpaint)")
     p.add_argument(
         "--inpaint", action="store_true", help="also the shape-change probe with a perfect edit region (see `inpaint`)"
     )
