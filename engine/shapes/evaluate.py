@@ -85,15 +85,48 @@ def classifier_self_check(n: int = 60, size: int = 64, seed: int = 1) -> float:
     return hits / n
 
 
-def evaluate(folder: str | Path, n: int = 48, steps: int = 25, guidance: float = 4.0, seed: int = 0) -> dict:
-    import torch
+def _load(folder: str | Path, steps: int):
+    """(pipeline, native pixel size, DDIM scheduler set to `steps`) for a model folder."""
     from diffusers import DDIMScheduler, StableUnCLIPImg2ImgPipeline
 
-    from engine.shapes.train import clip_pixels, noise_image_embeddings, text_states, to_pixels
-
-    torch.manual_seed(seed)
     pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(folder, use_safetensors=True)
     size = pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False)
+    sched.set_timesteps(steps)
+    return pipe, size, sched
+
+
+def _embed(pipe, images: np.ndarray):
+    """uint8 images → the vision encoder's image embeddings."""
+    import torch
+
+    from engine.shapes.train import clip_pixels
+
+    with torch.no_grad():
+        return pipe.image_encoder(pixel_values=clip_pixels(images, pipe.feature_extractor)).image_embeds
+
+
+def _image_labels(pipe, images: np.ndarray):
+    """uint8 target images → the UNet's class vectors at image noise level 0, as training made them."""
+    import torch
+
+    from engine.shapes.train import noise_image_embeddings
+
+    emb = _embed(pipe, images)
+    zeros = torch.zeros(len(images), dtype=torch.long)
+    with torch.no_grad():
+        return noise_image_embeddings(
+            emb, zeros, pipe.image_normalizer, pipe.image_noising_scheduler, torch.zeros_like(emb)
+        )
+
+
+def evaluate(folder: str | Path, n: int = 48, steps: int = 25, guidance: float = 4.0, seed: int = 0) -> dict:
+    import torch
+
+    from engine.shapes.train import text_states, to_pixels
+
+    torch.manual_seed(seed)
+    pipe, size, sched = _load(folder, steps)
     rng = np.random.default_rng(seed)
     out: dict = {"classifier_self_check_shape_acc": classifier_self_check(size=size)}
 
@@ -117,21 +150,15 @@ def evaluate(folder: str | Path, n: int = 48, steps: int = 25, guidance: float =
     out["vae_object_colour_acc"] = round(float(np.mean(hits)), 4)
 
     # vision encoder: nearest class mean
-    def embed(images: np.ndarray) -> torch.Tensor:
-        with torch.no_grad():
-            return pipe.image_encoder(pixel_values=clip_pixels(images, pipe.feature_extractor)).image_embeds
-
     classes = np.arange(48)
     ref = render_batch(batch_rng(seed + 7, 9, 1), size, 48 * 6, classes=np.repeat(classes, 6), radius=(0.15, 0.4))
-    means = torch.nn.functional.normalize(embed(ref.images).view(48, 6, -1).mean(1), dim=-1)
+    means = torch.nn.functional.normalize(_embed(pipe, ref.images).view(48, 6, -1).mean(1), dim=-1)
     test = render_batch(batch_rng(seed + 7, 9, 2), size, 96, radius=(0.12, 0.35))
-    pred = (torch.nn.functional.normalize(embed(test.images), dim=-1) @ means.T).argmax(1).numpy()
+    pred = (torch.nn.functional.normalize(_embed(pipe, test.images), dim=-1) @ means.T).argmax(1).numpy()
     out["vision_shape_acc"] = round(float((pred % 6 == test.shape).mean()), 4)
     out["vision_colour_acc"] = round(float((pred // 6 == test.colour).mean()), 4)
 
     # UNet samples
-    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False)
-    sched.set_timesteps(steps)
     empty = text_states(pipe.tokenizer, pipe.text_encoder, [""])
     modes = {"text+image": (True, True), "image_only": (False, True), "text_only": (True, False)}
     samples: dict[str, list] = {m: [] for m in modes}
@@ -143,14 +170,7 @@ def evaluate(folder: str | Path, n: int = 48, steps: int = 25, guidance: float =
         cases.append((colour, shape, bg, render_target_image(colour, shape, size, size, rng, background=target_bg)[0]))
     with torch.no_grad():
         text_all = text_states(pipe.tokenizer, pipe.text_encoder, [caption(c, s, "plain", b) for c, s, b, _ in cases])
-        emb = embed(np.stack([t for *_, t in cases]))
-        lab_all = noise_image_embeddings(
-            emb,
-            torch.zeros(n, dtype=torch.long),
-            pipe.image_normalizer,
-            pipe.image_noising_scheduler,
-            torch.zeros_like(emb),
-        )
+    lab_all = _image_labels(pipe, np.stack([t for *_, t in cases]))
     ls = pipe.unet.config.sample_size
     for mode, (use_text, use_image) in modes.items():
         text = text_all if use_text else empty.expand(n, -1, -1)
@@ -210,15 +230,13 @@ def inpaint(folder: str | Path, n: int = 48, steps: int = 25, guidance: float = 
     the model alone."""
     import cv2
     import torch
-    from diffusers import DDIMScheduler, StableUnCLIPImg2ImgPipeline
 
     from engine.shapes import metrics
     from engine.shapes.data import object_crop_scene
     from engine.shapes.render import render_background, render_scene
-    from engine.shapes.train import clip_pixels, noise_image_embeddings, text_states, to_pixels
+    from engine.shapes.train import text_states, to_pixels
 
-    pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(folder, use_safetensors=True)
-    size = pipe.unet.config.sample_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    pipe, size, sched = _load(folder, steps)
     rng = np.random.default_rng(seed)
     cases = []  # (source frame, clean plate, source footprint, target footprint, region, caption, target image, colour)
     for i in range(n):
@@ -241,24 +259,13 @@ def inpaint(folder: str | Path, n: int = 48, steps: int = 25, guidance: float = 
                 colour,
             )
         )
-    sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False)
-    sched.set_timesteps(steps)
     src = np.stack([c[0] for c in cases])
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         z0 = pipe.vae.encode(to_pixels(src)).latent_dist.mean * pipe.vae.config.scaling_factor
         text = text_states(pipe.tokenizer, pipe.text_encoder, [c[5] for c in cases])
         empty = text_states(pipe.tokenizer, pipe.text_encoder, [""]).expand(n, -1, -1)
-        emb = pipe.image_encoder(
-            pixel_values=clip_pixels(np.stack([c[6] for c in cases]), pipe.feature_extractor)
-        ).image_embeds
-        lab = noise_image_embeddings(
-            emb,
-            torch.zeros(n, dtype=torch.long),
-            pipe.image_normalizer,
-            pipe.image_noising_scheduler,
-            torch.zeros_like(emb),
-        )
+    lab = _image_labels(pipe, np.stack([c[6] for c in cases]))
     region = torch.nn.functional.adaptive_max_pool2d(  # any covered pixel frees its latent cell
         torch.from_numpy(np.stack([c[4] for c in cases])).float()[:, None], z0.shape[-1]
     )
