@@ -67,3 +67,15 @@ def composite(source: np.ndarray, generated: np.ndarray, weight: np.ndarray) -> 
     out = ((gen8 * m + source.astype(np.uint16) * (255 - m) + 127) // 255).astype(np.uint8)
     out[weight == 0] = source[weight == 0]
     return out
+
+
+def composite_layers(source: np.ndarray, plate: np.ndarray, generated: np.ndarray, region: np.ndarray,
+                     obj: np.ndarray) -> np.ndarray:
+    """Like `composite`, but inside the region the generated pixels show only through `obj` (uint8 weight of
+    the new object) and the clean plate shows elsewhere. Outside the region: the source, byte for byte."""
+    H, W = source.shape[:2]
+    gen = cv2.resize(generated.astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
+    gen8 = np.clip(np.round(gen * 255), 0, 255).astype(np.uint16)
+    o = obj.astype(np.uint16)[..., None]
+    inner = (gen8 * o + plate.astype(np.uint16) * (255 - o) + 127) // 255
+    return composite(source, inner.astype(np.float32) / 255, region)

@@ -25,6 +25,7 @@ import torch
 from engine import composite as comp
 from engine import framing
 from engine.cache import TensorCache, content_key
+from engine.clean_plate import clean_plates, grow
 from engine.conditioning import (
     branch,
     encode_images,
@@ -41,6 +42,7 @@ from engine.masks import latent_masks, masks_from_difference, noise_difference
 from engine.model_loading import LoadedModel, load_model
 from engine.progress import CancelFlag, ProgressFn, Reporter
 from engine.settings import EditSettings, Limits
+from engine.shape_prior import place, source_objects, target_silhouette
 from engine.tuning import tune
 from engine.windows import blend_weights, plan_windows
 
@@ -79,6 +81,31 @@ def renoised(z_T: torch.Tensor, mask: torch.Tensor, share: float, seed: int) -> 
     noise = torch.randn(z_T.shape, generator=torch.Generator().manual_seed(seed)).to(z_T.device, z_T.dtype)
     mixed = (1 - share) ** 0.5 * z_T + share**0.5 * noise
     return mask * mixed + (1 - mask) * z_T
+
+
+EDGE = 0.012  # × the shorter side: how far the mask reaches past the old object's half-coverage edge
+
+
+@dataclass
+class Layers:
+    """What a layered composite puts inside the region: the clean plate, and the new object's weight."""
+
+    plates: np.ndarray  # (frames, H, W, 3) uint8: the background the old object hid
+    objects: np.ndarray  # (frames, H, W) uint8: compositing weight of the new object's silhouette
+
+
+def shape_layers(frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray, feather: float) -> Layers | None:
+    """The target's silhouette at the source object's pose inside `masks`, and the clip's clean plates;
+    None when the target image shows no object against its border (the region is then generated whole)."""
+    silhouette = target_silhouette(target_image)
+    if silhouette is None:
+        return None
+    plates = clean_plates(frames, masks)
+    placed = place(silhouette, source_objects(frames, plates, masks)) & (masks > 0)  # (frames, H, W)
+    # feathered inwards: a pixel outside the silhouette is the plate's, so the new object never spills
+    # onto what the old one must give back (a star's tips around a new circle)
+    return Layers(plates, np.stack([np.where(p, comp.compositing_mask(p, feather), 0).astype(np.uint8)
+                                    for p in placed]))
 
 
 class RecastPipeline:
@@ -251,8 +278,14 @@ class RecastPipeline:
     def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter) -> np.ndarray:
         diff = self.mask_difference(state, target_image, target_prompt, settings, reporter)
         with self._timed("masks"):
-            return masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
-                                         settings.mask_dilate, state.source, settings.mask_refine)
+            masks = masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
+                                          settings.mask_dilate, state.source, settings.mask_refine)
+            silhouette = target_silhouette(target_image) if settings.layered and not settings.mask_text_only else None
+            if silhouette is not None:  # hold all of the old object, and room for the new shape where it stands
+                old = source_objects(state.source, clean_plates(state.source, masks), masks)
+                edge = grow(old, EDGE)  # the old object's antialiased rim would stay behind as a faint ring
+                masks = np.where(edge | place(silhouette, old), 255, masks).astype(np.uint8)
+            return masks
 
     def render(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
                settings: EditSettings | None = None, masks: np.ndarray | None = None,
@@ -268,17 +301,27 @@ class RecastPipeline:
             masks = self._masks(state, target_image, target_prompt, settings, reporter)
         elif masks.shape != (n, H, W):
             raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
+        layers = None
+        if settings.layered:
+            with self._timed("layers"):
+                layers = shape_layers(frames, masks, target_image, settings.feather)
         if settings.framing == "object":
             boxes = framing.crop_boxes(masks)
             if boxes is not None:
                 return self._render_framed(frames, target_image, source_prompt, target_prompt, settings, masks,
-                                           boxes, progress, cancel, on_preview, on_frame)
+                                           boxes, layers, progress, cancel, on_preview, on_frame)
         m = self.model
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
         uncond = None if settings.source_negative else unconditional(m, 1)  # the CFG baseline, if not the source
         ladder = make_ladder(m.scheduler_config, settings.steps)
         weights_c = settings.correction_weights if settings.latent_correction and settings.temporal else None
         comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
+
+        def paste(i: int, generated: np.ndarray) -> np.ndarray:
+            if layers is None:
+                return comp.composite(frames[i], generated, comp_masks[i])
+            return comp.composite_layers(frames[i], layers.plates[i], generated, comp_masks[i], layers.objects[i])
+
         windows = plan_windows(n, settings.window, settings.overlap)
         acc = np.zeros((n, *state.working.shape[1:3], 3), np.float32)  # blended generated frames
         out = np.empty_like(frames)
@@ -292,7 +335,7 @@ class RecastPipeline:
                     with self._timed("preview"):
                         dec = comp.decode_latents(m.vae, x0)
                         for i, img in enumerate(dec):
-                            on_preview(s + i, comp.composite(frames[s + i], img, comp_masks[s + i]))
+                            on_preview(s + i, paste(s + i, img))
             with self._timed("generate"):
                 if uncond is None:  # guide along source → target, not nothing → target
                     negative = branch(state.source_text, state.frame_labels[s:e], e - s)
@@ -306,14 +349,14 @@ class RecastPipeline:
                 acc[s:e] += comp.decode_latents(m.vae, z0) * weight[:, None, None, None].astype(np.float32)
                 final = e if wi == len(windows) - 1 else windows[wi + 1][0]
                 for i in range(done, final):
-                    out[i] = comp.composite(frames[i], acc[i], comp_masks[i])
+                    out[i] = paste(i, acc[i])
                     if on_frame is not None:
                         on_frame(i, out[i], comp_masks[i])
                     reporter.step("composite", i + 1, n)
                 done = final
         return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
 
-    def _render_framed(self, frames, target_image, source_prompt, target_prompt, settings, masks, boxes,
+    def _render_framed(self, frames, target_image, source_prompt, target_prompt, settings, masks, boxes, layers,
                        progress, cancel, on_preview, on_frame) -> RenderResult:
         """Render the crops `boxes` cut from the frames and masks, then paste every edited crop back into
         its frame through the whole-frame compositing mask (source pixels outside it, byte for byte)."""
@@ -326,7 +369,10 @@ class RecastPipeline:
         def full(i: int, crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             canvas, inside = framing.paste(crop_rgb.astype(np.float32) / 255, boxes[i], H, W)
             weight = np.where(inside, comp_masks[i], 0).astype(np.uint8)
-            return comp.composite(frames[i], canvas, weight), weight
+            if layers is None:
+                return comp.composite(frames[i], canvas, weight), weight
+            obj = np.where(inside, layers.objects[i], 0).astype(np.uint8)
+            return comp.composite_layers(frames[i], layers.plates[i], canvas, weight, obj), weight
 
         def frame_done(i: int, crop_rgb: np.ndarray, _mask: np.ndarray) -> None:
             out[i], weights[i] = full(i, crop_rgb)
@@ -334,7 +380,8 @@ class RecastPipeline:
                 on_frame(i, out[i], weights[i])
 
         preview = None if on_preview is None else (lambda i, img: on_preview(i, full(i, img)[0]))
-        inner = dataclasses.replace(settings, framing="frame", feather=0.0)  # the whole-frame mask feathers
+        # the whole-frame mask feathers, and the layers are the whole frame's (a crop's camera moves)
+        inner = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
         result = self.render(framing.crop(frames, boxes, size), target_image, source_prompt, target_prompt, inner,
                              masks=framing.crop_masks(masks, boxes, size), progress=progress, cancel=cancel,
                              on_preview=preview, on_frame=frame_done)

@@ -32,6 +32,11 @@ class EditSettings:
     # Share of fresh noise mixed into the inverted start latents inside the mask: the inverted source
     # carries the old outline, so a new shape needs room (0 = start from the inversion alone).
     renoise: float = 0.0
+    # Compose the region in layers: the target image's silhouette at the source object's pose takes the
+    # generated pixels and grows the mask to hold the new shape (engine/shape_prior.py); the rest of the
+    # region the old object leaves takes a temporal clean plate (engine/clean_plate.py). Off: the whole
+    # region is generated, as in the patent's method.
+    layered: bool = True
     latent_correction: bool = True
     correction_weights: tuple[float, float, float] = (0.25, 0.5, 0.25)
     correction_block: int = 1  # UNet up-block whose features give the nearest-neighbour fields
