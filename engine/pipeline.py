@@ -38,6 +38,7 @@ from engine.errors import InputError
 from engine.generation import generate
 from engine.inflate import inflate_unet, load_trainable_state, trainable_state
 from engine.inversion import invert
+from engine.layers import shape_layers
 from engine.masks import latent_masks, masks_from_difference, noise_difference
 from engine.model_loading import LoadedModel, load_model
 from engine.progress import CancelFlag, ProgressFn, Reporter
@@ -81,31 +82,6 @@ def renoised(z_T: torch.Tensor, mask: torch.Tensor, share: float, seed: int) -> 
     noise = torch.randn(z_T.shape, generator=torch.Generator().manual_seed(seed)).to(z_T.device, z_T.dtype)
     mixed = (1 - share) ** 0.5 * z_T + share**0.5 * noise
     return mask * mixed + (1 - mask) * z_T
-
-
-EDGE = 0.012  # × the shorter side: how far the mask reaches past the old object's half-coverage edge
-
-
-@dataclass
-class Layers:
-    """What a layered composite puts inside the region: the clean plate, and the new object's weight."""
-
-    plates: np.ndarray  # (frames, H, W, 3) uint8: the background the old object hid
-    objects: np.ndarray  # (frames, H, W) uint8: compositing weight of the new object's silhouette
-
-
-def shape_layers(frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray, feather: float) -> Layers | None:
-    """The target's silhouette at the source object's pose inside `masks`, and the clip's clean plates;
-    None when the target image shows no object against its border (the region is then generated whole)."""
-    silhouette = target_silhouette(target_image)
-    if silhouette is None:
-        return None
-    plates = clean_plates(frames, masks)
-    placed = place(silhouette, source_objects(frames, plates, masks)) & (masks > 0)  # (frames, H, W)
-    # feathered inwards: a pixel outside the silhouette is the plate's, so the new object never spills
-    # onto what the old one must give back (a star's tips around a new circle)
-    return Layers(plates, np.stack([np.where(p, comp.compositing_mask(p, feather), 0).astype(np.uint8)
-                                    for p in placed]))
 
 
 class RecastPipeline:
@@ -283,7 +259,7 @@ class RecastPipeline:
             silhouette = target_silhouette(target_image) if settings.layered and not settings.mask_text_only else None
             if silhouette is not None:  # hold all of the old object, and room for the new shape where it stands
                 old = source_objects(state.source, clean_plates(state.source, masks), masks)
-                edge = grow(old, EDGE)  # the old object's antialiased rim would stay behind as a faint ring
+                edge = grow(old, 0)  # one pixel more: the old object's antialiased rim would stay as a faint ring
                 masks = np.where(edge | place(silhouette, old), 255, masks).astype(np.uint8)
             return masks
 
@@ -304,7 +280,7 @@ class RecastPipeline:
         layers = None
         if settings.layered:
             with self._timed("layers"):
-                layers = shape_layers(frames, masks, target_image, settings.feather)
+                layers = shape_layers(frames, masks, target_image, settings.feather, settings.color_match)
         if settings.framing == "object":
             boxes = framing.crop_boxes(masks)
             if boxes is not None:
@@ -317,10 +293,10 @@ class RecastPipeline:
         weights_c = settings.correction_weights if settings.latent_correction and settings.temporal else None
         comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
 
-        def paste(i: int, generated: np.ndarray) -> np.ndarray:
+        def paste(i: int, generated: np.ndarray, final: bool = True) -> np.ndarray:
             if layers is None:
                 return comp.composite(frames[i], generated, comp_masks[i])
-            return comp.composite_layers(frames[i], layers.plates[i], generated, comp_masks[i], layers.objects[i])
+            return layers.paste(i, frames[i], generated, comp_masks[i], final)
 
         windows = plan_windows(n, settings.window, settings.overlap)
         acc = np.zeros((n, *state.working.shape[1:3], 3), np.float32)  # blended generated frames
@@ -335,7 +311,7 @@ class RecastPipeline:
                     with self._timed("preview"):
                         dec = comp.decode_latents(m.vae, x0)
                         for i, img in enumerate(dec):
-                            on_preview(s + i, paste(s + i, img))
+                            on_preview(s + i, paste(s + i, img, final=False))
             with self._timed("generate"):
                 if uncond is None:  # guide along source → target, not nothing → target
                     negative = branch(state.source_text, state.frame_labels[s:e], e - s)
@@ -366,20 +342,20 @@ class RecastPipeline:
         timings = dict(self.timings)  # the whole-frame masks' share
         out, weights = np.empty_like(frames), np.zeros_like(comp_masks)
 
-        def full(i: int, crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def full(i: int, crop_rgb: np.ndarray, final: bool = True) -> tuple[np.ndarray, np.ndarray]:
             canvas, inside = framing.paste(crop_rgb.astype(np.float32) / 255, boxes[i], H, W)
             weight = np.where(inside, comp_masks[i], 0).astype(np.uint8)
             if layers is None:
                 return comp.composite(frames[i], canvas, weight), weight
-            obj = np.where(inside, layers.objects[i], 0).astype(np.uint8)
-            return comp.composite_layers(frames[i], layers.plates[i], canvas, weight, obj), weight
+            layers.objects[i][~inside] = 0  # nothing was generated outside the crop
+            return layers.paste(i, frames[i], canvas, weight, final), weight
 
         def frame_done(i: int, crop_rgb: np.ndarray, _mask: np.ndarray) -> None:
             out[i], weights[i] = full(i, crop_rgb)
             if on_frame is not None:
                 on_frame(i, out[i], weights[i])
 
-        preview = None if on_preview is None else (lambda i, img: on_preview(i, full(i, img)[0]))
+        preview = None if on_preview is None else (lambda i, img: on_preview(i, full(i, img, final=False)[0]))
         # the whole-frame mask feathers, and the layers are the whole frame's (a crop's camera moves)
         inner = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
         result = self.render(framing.crop(frames, boxes, size), target_image, source_prompt, target_prompt, inner,

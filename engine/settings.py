@@ -37,6 +37,9 @@ class EditSettings:
     # region the old object leaves takes a temporal clean plate (engine/clean_plate.py). Off: the whole
     # region is generated, as in the patent's method.
     layered: bool = True
+    # With layers: share of the way the new object's median colour moves onto the target image object's
+    # (one shift per clip, so no flicker; 0 keeps the model's colours, which miss some hues: bench below).
+    color_match: float = 1.0
     latent_correction: bool = True
     correction_weights: tuple[float, float, float] = (0.25, 0.5, 0.25)
     correction_block: int = 1  # UNet up-block whose features give the nearest-neighbour fields
@@ -64,6 +67,7 @@ class EditSettings:
         need(0 <= self.mask_dilate <= 0.5, "mask_dilate", "must be in 0..0.5 (fraction of the short side)")
         need(0 <= self.feather <= 0.5, "feather", "must be in 0..0.5 (fraction of the short side)")
         need(0 <= self.renoise <= 1, "renoise", "must be a share in 0..1 (0: start from the inversion)")
+        need(0 <= self.color_match <= 1, "color_match", "must be a share in 0..1 (0: the model's own colours)")
         need(self.framing in ("frame", "object"), "framing", "must be 'frame' (whole frames) or 'object' "
              "(a crop that follows the edit region)")
         w = tuple(float(x) for x in self.correction_weights)

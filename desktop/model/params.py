@@ -56,6 +56,11 @@ PARAMS: tuple[Param, ...] = (
     Param("renoise", "Renoise", "float", 0.0,
           "Fresh noise inside the mask at the start: room for a new shape (0 follows the source's outline).",
           0, 1, 0.05),
+    Param("layered", "Layers", "bool", True,
+          "The new object takes the target image's outline at the old object's pose; the rest of the old "
+          "object becomes background seen in other frames."),
+    Param("color_match", "Colour match", "float", 1.0,
+          "With layers: move the new object's colour this share of the way to the target image's.", 0, 1, 0.1),
     Param("latent_correction", "Latent correction", "bool", True,
           "Blend each frame's latents with its matched neighbours inside the mask (steadier objects)."),
     Param("temporal", "Temporal model", "bool", True,

@@ -259,7 +259,7 @@ class FrameImage(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
 class EditSettings(_message.Message):
-    __slots__ = ("steps", "seed", "guidance_scale", "source_negative", "noise_level", "tune_steps", "tune_lr", "inversion_refine", "mask_threshold", "mask_method", "mask_dilate", "mask_refine", "mask_text_only", "feather", "framing", "renoise", "latent_correction", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "correction_block", "temporal", "anchor_first_frame", "window", "overlap", "preview_every", "cache", "extra")
+    __slots__ = ("steps", "seed", "guidance_scale", "source_negative", "noise_level", "tune_steps", "tune_lr", "inversion_refine", "mask_threshold", "mask_method", "mask_dilate", "mask_refine", "mask_text_only", "feather", "framing", "renoise", "layered", "color_match", "latent_correction", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "correction_block", "temporal", "anchor_first_frame", "window", "overlap", "preview_every", "cache", "extra")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +283,8 @@ class EditSettings(_message.Message):
     FEATHER_FIELD_NUMBER: _ClassVar[int]
     FRAMING_FIELD_NUMBER: _ClassVar[int]
     RENOISE_FIELD_NUMBER: _ClassVar[int]
+    LAYERED_FIELD_NUMBER: _ClassVar[int]
+    COLOR_MATCH_FIELD_NUMBER: _ClassVar[int]
     LATENT_CORRECTION_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_WEIGHT_PREV_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_WEIGHT_SELF_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +313,8 @@ class EditSettings(_message.Message):
     feather: float
     framing: str
     renoise: float
+    layered: bool
+    color_match: float
     latent_correction: bool
     correction_weight_prev: float
     correction_weight_self: float
@@ -323,7 +327,7 @@ class EditSettings(_message.Message):
     preview_every: int
     cache: bool
     extra: _containers.ScalarMap[str, str]
-    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., source_negative: _Optional[bool] = ..., noise_level: _Optional[int] = ..., tune_steps: _Optional[int] = ..., tune_lr: _Optional[float] = ..., inversion_refine: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[float] = ..., mask_refine: _Optional[bool] = ..., mask_text_only: _Optional[bool] = ..., feather: _Optional[float] = ..., framing: _Optional[str] = ..., renoise: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., correction_block: _Optional[int] = ..., temporal: _Optional[bool] = ..., anchor_first_frame: _Optional[bool] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., preview_every: _Optional[int] = ..., cache: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., source_negative: _Optional[bool] = ..., noise_level: _Optional[int] = ..., tune_steps: _Optional[int] = ..., tune_lr: _Optional[float] = ..., inversion_refine: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[float] = ..., mask_refine: _Optional[bool] = ..., mask_text_only: _Optional[bool] = ..., feather: _Optional[float] = ..., framing: _Optional[str] = ..., renoise: _Optional[float] = ..., layered: _Optional[bool] = ..., color_match: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., correction_block: _Optional[int] = ..., temporal: _Optional[bool] = ..., anchor_first_frame: _Optional[bool] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., preview_every: _Optional[int] = ..., cache: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateMaskJobRequest(_message.Message):
     __slots__ = ("clip_id", "source_prompt", "target_prompt", "target_asset_id", "settings")
