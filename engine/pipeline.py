@@ -259,7 +259,9 @@ class RecastPipeline:
             silhouette = target_silhouette(target_image) if settings.layered and not settings.mask_text_only else None
             if silhouette is not None:  # hold all of the old object, and room for the new shape where it stands
                 old = source_objects(state.source, clean_plates(state.source, masks), masks)
-                edge = grow(old, 0)  # one pixel more: the old object's antialiased rim would stay as a faint ring
+                # past the old object's antialiased rim by the feather and a pixel: the feathered edge of a
+                # tighter mask lets the rim show through as a faint ring (the demo's circle)
+                edge = grow(old, settings.feather + 1 / min(old.shape[1:]))
                 masks = np.where(edge | place(silhouette, old), 255, masks).astype(np.uint8)
             return masks
 

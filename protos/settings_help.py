@@ -21,7 +21,7 @@ SETTING_HELP: dict[str, str] = {
     "framing": "'object': edit a crop that follows the mask at the model's native size; 'frame': the whole frame",
     "renoise": "share of fresh noise mixed into the inverted start latents inside the mask (room for a new shape)",
     "layered": "new object only inside the target image's silhouette at the source pose; the clean plate elsewhere",
-    "color_match": "with layers: share of the way the new object's colour moves onto the target image's (0: the model's)",
+    "color_match": "with layers: share of the way the new object's colour moves to the target image's (0: none)",
     "latent_correction": "blend latents along nearest-neighbour fields between consecutive frames",
     "correction_weights": "weights of previous, current and next frame (sum 1), e.g. 0.25,0.5,0.25",
     "correction_block": "UNet up-block whose features give the nearest-neighbour fields",

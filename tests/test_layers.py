@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import FAST, SRC, TRG, target_image
+from test_pipeline import FAST, SRC, TRG
 
 from engine.clean_plate import PAD, clean_plates, grow
 from engine.composite import composite_layers
