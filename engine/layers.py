@@ -14,7 +14,7 @@ import numpy as np
 
 from engine import composite as comp
 from engine.clean_plate import clean_plates
-from engine.shape_prior import place, source_objects, target_silhouette
+from engine.shape_prior import new_outlines, source_objects, target_silhouette
 
 MIN_INTERIOR = 16  # object pixels a frame needs before its colour is trusted for the clip's colour match
 
@@ -59,7 +59,7 @@ def shape_layers(frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray
     if silhouette is None:
         return None
     plates = clean_plates(frames, masks)
-    placed = place(silhouette, source_objects(frames, plates, masks)) & (masks > 0)  # (frames, H, W)
+    placed = new_outlines(silhouette, source_objects(frames, plates, masks)) & (masks > 0)  # (frames, H, W)
     # feathered inwards: a pixel outside the silhouette is the plate's, so the new object never spills
     # onto what the old one must give back (a star's tips around a new circle)
     objects = np.stack([np.where(p, comp.compositing_mask(p, feather), 0).astype(np.uint8) for p in placed])

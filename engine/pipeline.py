@@ -43,7 +43,7 @@ from engine.masks import latent_masks, masks_from_difference, noise_difference
 from engine.model_loading import LoadedModel, load_model
 from engine.progress import CancelFlag, ProgressFn, Reporter
 from engine.settings import EditSettings, Limits
-from engine.shape_prior import place, source_objects, target_silhouette
+from engine.shape_prior import new_outlines, source_objects, target_silhouette
 from engine.tuning import tune
 from engine.windows import blend_weights, plan_windows
 
@@ -262,7 +262,7 @@ class RecastPipeline:
                 # past the old object's antialiased rim by the feather and a pixel: the feathered edge of a
                 # tighter mask lets the rim show through as a faint ring (the demo's circle)
                 edge = grow(old, settings.feather + 1 / min(old.shape[1:]))
-                masks = np.where(edge | place(silhouette, old), 255, masks).astype(np.uint8)
+                masks = np.where(edge | new_outlines(silhouette, old), 255, masks).astype(np.uint8)
             return masks
 
     def render(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,

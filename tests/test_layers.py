@@ -11,7 +11,7 @@ from test_pipeline import FAST, SRC, TRG
 from engine.clean_plate import PAD, clean_plates, grow
 from engine.composite import composite_layers
 from engine.settings import EditSettings
-from engine.shape_prior import place, source_objects, target_silhouette
+from engine.shape_prior import new_outlines, place, same_shape, source_objects, target_silhouette
 from engine.shapes.clips import ClipSpec, render_clip
 from engine.shapes.metrics import iou
 from engine.shapes.render import Background, Pose, render_target_image
@@ -84,6 +84,25 @@ def test_the_silhouette_lands_on_the_target_footprint_at_the_source_pose(source,
     score = np.mean([iou(p, t) for p, t in zip(placed, clip.target_footprints, strict=True)])
     assert score > expect
     assert placed.sum() > 0 and not np.array_equal(placed, clip.masks)
+
+
+@pytest.mark.parametrize("source,target,same", [("star", "star", True), ("cross", "cross", True),
+                                                ("square", "circle", False), ("diamond", "square", False),
+                                                ("triangle", "star", False)])
+def test_a_recolour_keeps_the_old_outline_even_turned(source, target, same):
+    spec = ClipSpec(colour="red", shape=source, background=Background("navy", "plain"), velocity=(0.3, 0.1),
+                    radius=(0.15, 0.2), rotation=(0.0, 25.0), target_shape=target)
+    clip = render_clip(spec, 6, 96, 96)
+    image, _ = render_target_image("blue", target, 80, 80, pose=Pose(0.5, 0.5, 0.3, 0.0),
+                                   background=Background("beige", "striped"))
+    silhouette = target_silhouette(image)
+    assert same_shape(silhouette, clip.masks) is same
+    outlines = new_outlines(silhouette, clip.masks)
+    if same:  # the old outline, turned with the object, which the upright silhouette is not
+        assert np.array_equal(outlines, clip.masks)
+        assert iou(place(silhouette, clip.masks)[-1], clip.masks[-1]) < 0.9
+    else:
+        assert np.array_equal(outlines, place(silhouette, clip.masks))
 
 
 def test_layers_composite_object_plate_and_source():
