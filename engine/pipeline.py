@@ -259,9 +259,9 @@ class RecastPipeline:
             silhouette = target_silhouette(target_image) if settings.layered and not settings.mask_text_only else None
             if silhouette is not None:  # hold all of the old object, and room for the new shape where it stands
                 old = source_objects(state.source, clean_plates(state.source, masks), masks)
-                # past the old object's antialiased rim by the feather and a pixel: the feathered edge of a
-                # tighter mask lets the rim show through as a faint ring (the demo's circle)
-                edge = grow(old, settings.feather + 1 / min(old.shape[1:]))
+                # past the old object's half-coverage edge by the feather's reach (at least a pixel): the
+                # feathered edge of a tighter mask lets the antialiased rim show as a faint ring (the demo)
+                edge = grow(old, settings.feather)
                 masks = np.where(edge | new_outlines(silhouette, old), 255, masks).astype(np.uint8)
             return masks
 
