@@ -54,7 +54,7 @@ FrameFn = Callable[[int, np.ndarray, np.ndarray], None]  # (frame index, RGB uin
 @dataclass
 class RenderResult:
     frames: np.ndarray  # (frames, H, W, 3) uint8, edited
-    masks: np.ndarray  # (frames, H, W) uint8 compositing weights (255 = generated)
+    masks: np.ndarray  # (frames, H, W) uint8 compositing weights (255 = edited: generated or clean plate)
     region_masks: np.ndarray  # (frames, H, W) uint8 0/255: the masks the render used
     timings: dict[str, float] = field(default_factory=dict)
     tune_losses: list[float] = field(default_factory=list)
