@@ -1,15 +1,16 @@
-"""Shape prior: the target image's object silhouette placed at the source object's pose, per frame.
+"""Shape prior: where the new object stands, per frame, from the target image and the source object.
 
 The diffusion masks know where the edit happens but the model at hand draws the new object inside the
 old outline (a star comes out as a star-coloured circle). The target image already shows the new
 shape, so its silhouette, scaled to the source object's size and centred on it each frame, says
-where the new object stands. The pipeline uses it twice: the edit region grows to hold
-it, and at compositing only the silhouette takes generated pixels while the rest of the region the
-old object leaves takes the clean plate (engine/clean_plate.py).
+where the new object stands. A target of the source's own shape (a recolour) keeps the old object's
+exact outline instead, which follows its rotation; a different shape keeps the target image's
+orientation. The pipeline uses the outline twice: the edit region grows to hold it, and at
+compositing only the outline takes generated pixels while the rest of the region the old object
+leaves takes the clean plate (engine/layers.py, engine/clean_plate.py).
 
 The silhouette is found against the target image's border colours: a reference image shows the
-object on a background that reaches its edges (a product shot, a shapes-world target). Rotation is
-not followed: the silhouette keeps the target image's orientation.
+object on a background that reaches its edges (a product shot, a shapes-world target).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from scipy import ndimage
+
+from engine.clean_plate import grow
 
 BORDER = 0.03  # × the shorter side: the band whose colours are the target image's background
 BORDER_SHARE = 0.01  # a colour is the background's when at least this share of the border band has it
@@ -65,6 +68,8 @@ def target_silhouette(image: np.ndarray) -> np.ndarray | None:
     # the background's colours are the ring's common ones: an object touching the edge puts a few of
     # its own pixels there, which must not make the whole object 'background'
     border = colours[counts >= BORDER_SHARE * ring.sum()] * 4 + 2  # (K, 3)
+    if len(border) == 0:  # no colour is common along the edges: a busy photo, nothing to cut against
+        return None
     px = small.reshape(-1, 3).astype(np.float32)
     nearest = np.full(len(px), np.inf, np.float32)
     for chunk in np.array_split(border.astype(np.float32), max(1, len(border) // 256)):
@@ -83,13 +88,10 @@ def source_objects(frames: np.ndarray, plates: np.ndarray, masks: np.ndarray, re
     """The old object per frame: pixels that differ from the clean plate, within the mask grown by `reach`
     × the shorter side (a mask's edge may fall short of the object's), (frames, H, W) bool. A frame where
     none differ keeps its whole mask (a mask painted over an object the plate kept)."""
-    diff = np.abs(frames.astype(np.int16) - plates.astype(np.int16)).max(-1)  # (frames, H, W)
-    r = max(1, round(reach * min(masks.shape[1:3])))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    diff = np.abs(frames.astype(np.int16) - plates.astype(np.int16)).max(-1) * grow(masks, reach)  # (frames, H, W)
     out = np.zeros(masks.shape, bool)
     for i, m in enumerate(masks):
-        near = cv2.dilate((m > 0).astype(np.uint8), disk) > 0
-        obj = _half_contrast(diff[i] * near, _largest_filled(diff[i] * near > OBJECT_GAP))
+        obj = _half_contrast(diff[i], _largest_filled(diff[i] > OBJECT_GAP))
         out[i] = obj if obj.any() else m > 0
     return out
 

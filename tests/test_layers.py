@@ -67,6 +67,8 @@ def test_an_image_without_an_object_has_no_silhouette():
     image, _ = render_target_image("red", "circle", 64, 64, pose=Pose(0.5, 0.5, 0.0, 0.0),
                                    background=Background("gray", "plain"))
     assert target_silhouette(image) is None
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # no common border colour
+    assert target_silhouette(noise) is None
 
 
 @pytest.mark.parametrize("source,target,expect", [("circle", "circle", 0.95), ("square", "square", 0.95),
