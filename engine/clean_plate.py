@@ -5,7 +5,7 @@ must become background again. The model at hand draws that background poorly (a 
 object's colour), but a moving object uncovers it in other frames: with a still camera, the median of
 the other frames' unmasked pixels is the background itself, byte for byte. What no frame uncovers is
 filled from its surroundings (OpenCV's Telea inpainting). A moving camera breaks the median, so a
-frame whose unmasked pixels disagree with the clip's median is inpainted alone.
+frame whose unmasked pixels around the edit disagree with the clip's median is inpainted alone.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 PAD = 0.02  # masks are grown by this × the shorter side: a mask's edge may miss the object's antialiasing
+CHECK_BAND = 0.05  # × the shorter side: the band around the edit in which the camera must be still
 STILL_TOLERANCE = 6.0  # median |frame − clip median| on unmasked pixels above which the camera moved
 
 
@@ -30,11 +31,15 @@ def clean_plates(frames: np.ndarray, masks: np.ndarray, pad: float = PAD) -> np.
     """(frames, H, W, 3) uint8 and (frames, H, W) masks → (frames, H, W, 3) uint8 plates: each frame with
     its masked pixels replaced by the background other frames show there (unmasked pixels unchanged)."""
     grown = grow(masks, pad)  # (frames, H, W) bool: pixels that may show the object
-    stack = frames.astype(np.float32)
-    stack[grown] = np.nan
+    # the median is only needed near the edit: where plates are filled, and a band around it in which
+    # a frame is checked against the others (a twentieth of the full-frame median's time at 256²)
+    near = grow(grown.any(0)[None], CHECK_BAND)[0]  # (H, W)
+    stack = frames[:, near].astype(np.float32)  # (frames, P, 3)
+    stack[grown[:, near]] = np.nan
+    median = np.full(frames.shape[1:], np.nan, np.float32)  # (H, W, 3); NaN where every frame is masked
     with warnings.catch_warnings():  # all-NaN columns are expected: pixels no frame uncovers
         warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(stack, axis=0)  # (H, W, 3); NaN where every frame is masked
+        median[near] = np.nanmedian(stack, axis=0)
     seen = ~np.isnan(median[..., 0])
     plates = frames.copy()
     for i, frame in enumerate(frames):

@@ -88,11 +88,16 @@ def source_objects(frames: np.ndarray, plates: np.ndarray, masks: np.ndarray, re
     """The old object per frame: pixels that differ from the clean plate, within the mask grown by `reach`
     × the shorter side (a mask's edge may fall short of the object's), (frames, H, W) bool. A frame where
     none differ keeps its whole mask (a mask painted over an object the plate kept)."""
-    diff = np.abs(frames.astype(np.int16) - plates.astype(np.int16)).max(-1) * grow(masks, reach)  # (frames, H, W)
+    near = grow(masks, reach)  # (frames, H, W)
     out = np.zeros(masks.shape, bool)
     for i, m in enumerate(masks):
-        obj = _half_contrast(diff[i], _largest_filled(diff[i] > OBJECT_GAP))
-        out[i] = obj if obj.any() else m > 0
+        ys, xs = np.nonzero(near[i])
+        if len(xs) == 0:
+            continue
+        box = np.s_[max(ys.min() - 1, 0) : ys.max() + 2, max(xs.min() - 1, 0) : xs.max() + 2]  # the work's extent
+        diff = np.abs(frames[i][box].astype(np.int16) - plates[i][box].astype(np.int16)).max(-1) * near[i][box]
+        obj = _half_contrast(diff, _largest_filled(diff > OBJECT_GAP))
+        out[i][box] = obj if obj.any() else m[box] > 0
     return out
 
 
@@ -102,10 +107,13 @@ def _reach(mask: np.ndarray) -> tuple[float, float, float]:
     the way a viewer does: per unit of the shapes world's radius, the box's side runs from 1.56 (square)
     to 2.0 (diamond) and the circle's diameter from 1.8 (circle) to 2.2 (square); their mean runs 1.8–2.0.
     An oversized new object covers the old one's thin parts (a star's tips) that should become background."""
-    ys, xs = np.nonzero(mask)
-    pts = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)]).astype(np.float32)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    edge = np.concatenate([c[:, 0] for c in contours])  # (K, 2) x, y: the outline bounds every pixel
+    pts = np.concatenate([edge + (dx, dy) for dx in (0, 1) for dy in (0, 1)]).astype(np.float32)  # corners
     (cx, cy), r = cv2.minEnclosingCircle(pts)
-    side = max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    x0, y0 = edge.min(0)
+    x1, y1 = edge.max(0) + 1
+    side = max(x1 - x0, y1 - y0)
     return float(cx), float(cy), float(np.sqrt(2 * r * side))
 
 
