@@ -6,6 +6,7 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 
 from engine.shapes import bench_quality as bq
 
@@ -34,3 +35,20 @@ def test_bench_clips_alternate_shape_changes_and_motions():
     clips = bq.bench_clips(6, 2, 32, seed=3)
     assert [s.shape != s.target_shape for s, _, _ in clips] == [True, False] * 3
     assert len({s.motion for s, _, _ in clips}) == 3
+
+
+def test_extra_methods_switch_off_one_part_each_and_unknown_ones_are_named(tmp_path):
+    from engine.errors import InputError
+    from engine.settings import EditSettings
+
+    base = EditSettings()
+    no_layers, no_match = bq.method_settings(base, "no_layers"), bq.method_settings(base, "no_color_match")
+    assert (no_layers.layered, no_layers.color_match) == (False, base.color_match)
+    assert (no_match.layered, no_match.color_match) == (True, 0.0)
+    assert base.layered and base.color_match > 0  # the full method has both
+    parser = argparse.ArgumentParser()
+    bq.add_arguments(parser)
+    args = parser.parse_args(["--methods", "full,no_layerz", "--out", str(tmp_path / "b")])
+    with pytest.raises(InputError, match="no_layerz") as refused:
+        bq.run(args)
+    assert refused.value.field == "methods" and "no_color_match" in str(refused.value)
