@@ -58,24 +58,31 @@ def compositing_mask(mask: np.ndarray, feather: float) -> np.ndarray:
     return out
 
 
+def _to8(generated: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Float [0, 1] at any size → uint16 values 0..255 at (height, width)."""
+    generated = generated.astype(np.float32, copy=False)
+    if generated.shape[:2] != (height, width):
+        generated = cv2.resize(generated, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(np.round(generated * 255), 0, 255).astype(np.uint16)
+
+
+def _blend(top: np.ndarray, bottom: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Integer blend of uint16 `top` over uint8 `bottom` by uint8 `weight`; where the weight is 0 the
+    result is `bottom`, byte for byte."""
+    m = weight.astype(np.uint16)[..., None]
+    out = ((top * m + bottom.astype(np.uint16) * (255 - m) + 127) // 255).astype(np.uint8)
+    out[weight == 0] = bottom[weight == 0]
+    return out
+
+
 def composite(source: np.ndarray, generated: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """source uint8 (H, W, 3); generated float [0, 1] at any size; weight uint8 (H, W). Returns uint8."""
-    H, W = source.shape[:2]
-    gen = cv2.resize(generated.astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
-    gen8 = np.clip(np.round(gen * 255), 0, 255).astype(np.uint16)
-    m = weight.astype(np.uint16)[..., None]
-    out = ((gen8 * m + source.astype(np.uint16) * (255 - m) + 127) // 255).astype(np.uint8)
-    out[weight == 0] = source[weight == 0]
-    return out
+    return _blend(_to8(generated, *source.shape[:2]), source, weight)
 
 
 def composite_layers(source: np.ndarray, plate: np.ndarray, generated: np.ndarray, region: np.ndarray,
                      obj: np.ndarray) -> np.ndarray:
     """Like `composite`, but inside the region the generated pixels show only through `obj` (uint8 weight of
     the new object) and the clean plate shows elsewhere. Outside the region: the source, byte for byte."""
-    H, W = source.shape[:2]
-    gen = cv2.resize(generated.astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
-    gen8 = np.clip(np.round(gen * 255), 0, 255).astype(np.uint16)
-    o = obj.astype(np.uint16)[..., None]
-    inner = (gen8 * o + plate.astype(np.uint16) * (255 - o) + 127) // 255
-    return composite(source, inner.astype(np.float32) / 255, region)
+    inner = _blend(_to8(generated, *source.shape[:2]), plate, obj)
+    return _blend(inner.astype(np.uint16), source, region)

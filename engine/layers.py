@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from engine import composite as comp
-from engine.clean_plate import clean_plates
+from engine.clean_plate import clean_plates, grow
 from engine.shape_prior import new_outlines, source_objects, target_silhouette
 
 MIN_INTERIOR = 16  # object pixels a frame needs before its colour is trusted for the clip's colour match
@@ -49,6 +49,19 @@ class Layers:
         if final:
             self.shift = shift
         return shift
+
+
+def grow_masks(frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray, feather: float) -> np.ndarray:
+    """Auto masks grown to hold all of the old object and the new object's outline where it will stand
+    (uint8 0/255); unchanged when the target image shows no object against its border."""
+    silhouette = target_silhouette(target_image)
+    if silhouette is None:
+        return masks
+    old = source_objects(frames, clean_plates(frames, masks), masks)
+    # past the old object's half-coverage edge by the feather's reach (at least a pixel): the feathered
+    # edge of a tighter mask lets the antialiased rim show as a faint ring (the demo)
+    edge = grow(old, feather)
+    return np.where(edge | new_outlines(silhouette, old), 255, masks).astype(np.uint8)
 
 
 def shape_layers(frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray, feather: float,

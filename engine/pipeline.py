@@ -25,7 +25,6 @@ import torch
 from engine import composite as comp
 from engine import framing
 from engine.cache import TensorCache, content_key
-from engine.clean_plate import clean_plates, grow
 from engine.conditioning import (
     branch,
     encode_images,
@@ -38,12 +37,11 @@ from engine.errors import InputError
 from engine.generation import generate
 from engine.inflate import inflate_unet, load_trainable_state, trainable_state
 from engine.inversion import invert
-from engine.layers import shape_layers
+from engine.layers import grow_masks, shape_layers
 from engine.masks import latent_masks, masks_from_difference, noise_difference
 from engine.model_loading import LoadedModel, load_model
 from engine.progress import CancelFlag, ProgressFn, Reporter
 from engine.settings import EditSettings, Limits
-from engine.shape_prior import new_outlines, source_objects, target_silhouette
 from engine.tuning import tune
 from engine.windows import blend_weights, plan_windows
 
@@ -256,13 +254,8 @@ class RecastPipeline:
         with self._timed("masks"):
             masks = masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
                                           settings.mask_dilate, state.source, settings.mask_refine)
-            silhouette = target_silhouette(target_image) if settings.layered and not settings.mask_text_only else None
-            if silhouette is not None:  # hold all of the old object, and room for the new shape where it stands
-                old = source_objects(state.source, clean_plates(state.source, masks), masks)
-                # past the old object's half-coverage edge by the feather's reach (at least a pixel): the
-                # feathered edge of a tighter mask lets the antialiased rim show as a faint ring (the demo)
-                edge = grow(old, settings.feather)
-                masks = np.where(edge | new_outlines(silhouette, old), 255, masks).astype(np.uint8)
+            if settings.layered and not settings.mask_text_only:  # the outline comes from the target image
+                masks = grow_masks(state.source, masks, target_image, settings.feather)
             return masks
 
     def render(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,

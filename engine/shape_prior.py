@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.clean_plate import grow
+from engine.shapes.metrics import iou
 
 BORDER = 0.03  # × the shorter side: the band whose colours are the target image's background
 BORDER_SHARE = 0.01  # a colour is the background's when at least this share of the border band has it
@@ -143,7 +144,7 @@ def same_shape(silhouette: np.ndarray, objects: np.ndarray, frames: int = 4) -> 
     if len(have) == 0:
         return False
     picks = objects[have[np.linspace(0, len(have) - 1, min(frames, len(have))).round().astype(int)]]
-    best = [max(_iou(place(silhouette, obj[None], a)[0], obj) for a in ANGLES) for obj in picks]
+    best = [max(iou(place(silhouette, obj[None], a)[0], obj) for a in ANGLES) for obj in picks]
     return float(np.median(best)) >= SAME_SHAPE
 
 
@@ -155,7 +156,3 @@ def new_outlines(silhouette: np.ndarray, objects: np.ndarray) -> np.ndarray:
         return objects.copy()
     return place(silhouette, objects)
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
