@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(240)
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, shlex, sys
     repo, sock, video, target, mode = sys.argv[1:6]
     try:
         import bpy
@@ -54,6 +54,14 @@ SCRIPT = textwrap.dedent(
         import plugin_bridge.blender as addon
         addon.register()
     scene = bpy.context.scene
+    if mode == "crafted-blend":  # a shared .blend whose scene data carries a command, as old add-ons saved it
+        marker = os.path.join(os.path.dirname(video), "ran-from-blend")
+        scene.recast["bridge_command"] = shlex.join([sys.executable, "-c", f"open({marker!r}, 'w')"])
+        path = os.path.join(os.path.dirname(video), "shared.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+        bpy.ops.wm.open_mainfile(filepath=path)
+        scene = bpy.context.scene
+        assert scene.recast["bridge_command"], "the crafted value did not survive the round trip"
     scene.render.fps, scene.render.fps_base = 24, 1.0
     ed = scene.sequence_editor_create()
     coll = addon.strips.top_level(ed)
@@ -80,13 +88,14 @@ SCRIPT = textwrap.dedent(
     s.steps, s.tune_steps, s.guidance_scale = 3, 1, 2.0
     s.extra_settings = json.dumps({"window": 4, "overlap": 1, "preview_every": 0})
     if mode != "installed":  # the installed copy uses the command its installer recorded
-        s.bridge_command = f"{sys.executable} -m plugin_bridge.cli json --socket {sock} --no-start"
+        os.environ["RECAST_BRIDGE"] = f"{sys.executable} -m plugin_bridge.cli json --socket {sock} --no-start"
     outcome = bpy.ops.sequencer.recast_edit()
     placed = [x for x in coll if x.type == "IMAGE" and x.name != movie.name]
     info = {
         "blender": bpy.app.version_string, "api": "strips" if hasattr(ed, "strips") else "sequences",
         "outcome": sorted(outcome), "status": s.status, "job": s.last_job,
         "source": [movie.channel, movie.frame_final_start, movie.frame_final_end], "defaults": defaults,
+        "ran_from_blend": mode == "crafted-blend" and os.path.exists(marker),
     }
     if placed:
         p = placed[0]
@@ -107,8 +116,9 @@ def daemon(tiny_model_dir):
         yield d
 
 
-@pytest.mark.parametrize("mode", ["installed", "blocked", "images"],
-                         ids=["installed-addon-movie", "movie-channel-above-busy", "image-sequence"])
+@pytest.mark.parametrize("mode", ["installed", "blocked", "images", "crafted-blend"],
+                         ids=["installed-addon-movie", "movie-channel-above-busy", "image-sequence",
+                              "blend-file-cannot-set-the-command"])
 def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     video, source = write_source(tmp_path / "shot.avi", n=12, fps=24.0)
     (tmp_path / "plates").mkdir()
@@ -133,6 +143,7 @@ def test_addon_places_the_result_on_the_right_frames(daemon, tmp_path, mode):
     if "skip" in info:
         pytest.skip(f"bpy (Blender as a Python module) cannot be imported here: {info['skip']}")
     assert info["outcome"] == ["FINISHED"], info
+    assert not info["ran_from_blend"], "a command saved in the .blend file ran"
     from engine.settings import EditSettings
 
     engine_defaults = EditSettings()

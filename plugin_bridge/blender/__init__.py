@@ -6,6 +6,11 @@ timer drains the bridge's events into a progress bar, Esc cancels the job — so
 blocks; in background mode (`blender -b`, or bpy as a module) it runs to the end in place. Only
 settings the user touched are sent; everything else is the engine's default. Version differences
 (`sequences` in 3.x, `strips` in 4.4+) live in strips.py.
+
+The command the add-on runs is never scene data: a .blend file travels between users, and a
+command stored in it would run on a click, past Blender's auto-run protection. It comes from the
+add-on's preferences (kept in the user's own userpref.blend), the installer's config.json, or
+$RECAST_BRIDGE (bridge_process.default_command).
 """
 
 import json
@@ -54,12 +59,29 @@ class RecastSettings(bpy.types.PropertyGroup):
     feather: FloatProperty(name="Feather", default=0.01, min=0.0, max=0.5)
     extra_settings: StringProperty(name="More settings (JSON)", default="",
                                    description='Other engine settings as JSON, e.g. {"window": 8}')
-    bridge_command: StringProperty(name="Bridge command", default="",
-                                   description="Command line of the JSON bridge (default: recast-bridge json)")
     status: StringProperty(name="Status", default="")
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     last_job: StringProperty(default="")
     last_output: StringProperty(default="")
+
+
+class RecastPreferences(bpy.types.AddonPreferences):
+    """Per-user settings of the add-on, saved in the user's preferences and never in a .blend file."""
+
+    bl_idname = __package__
+
+    bridge_command: StringProperty(name="Bridge command", default="",
+                                   description="Command line of the JSON bridge (default: recast-bridge json)")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        self.layout.prop(self, "bridge_command")
+
+
+def _configured_command(context: bpy.types.Context) -> str:
+    """The bridge command from the add-on's preferences ("" when unset, or registered outside Blender's list)."""
+    addon = context.preferences.addons.get(__package__)
+    prefs = getattr(addon, "preferences", None)
+    return prefs.bridge_command if prefs is not None else ""
 
 
 def _editor(context: bpy.types.Context):  # noqa: ANN202
@@ -160,7 +182,8 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
             return self._start_modal(context, rng, request)
         s = context.scene.recast
         try:
-            result = run_blocking(default_command(s.bridge_command), request, lambda ev: _show_progress(s, ev))
+            command = default_command(_configured_command(context))
+            result = run_blocking(command, request, lambda ev: _show_progress(s, ev))
         except BridgeFailed as exc:
             s.status = f"failed: {exc}"
             self.report({"ERROR"}, f"Recast: {exc}")
@@ -176,7 +199,7 @@ class SEQUENCER_OT_recast_edit(bpy.types.Operator):
     def _start_modal(self, context: bpy.types.Context, rng: strips.StripRange, request: dict) -> set[str]:
         s = context.scene.recast
         try:
-            self._bridge = BridgeProcess(default_command(s.bridge_command))
+            self._bridge = BridgeProcess(default_command(_configured_command(context)))
             self._bridge.send(request)
         except BridgeFailed as exc:
             self.report({"ERROR"}, f"Recast: {exc}")
@@ -256,7 +279,6 @@ class SEQUENCER_PT_recast(bpy.types.Panel):
         for name in PIPELINE_SETTINGS:
             box.prop(s, name)
         box.prop(s, "extra_settings")
-        col.prop(s, "bridge_command")
         col.operator(SEQUENCER_OT_recast_edit.bl_idname, icon="SEQUENCE")
         if s.status:
             col.label(text=s.status)
@@ -264,7 +286,7 @@ class SEQUENCER_PT_recast(bpy.types.Panel):
             col.prop(s, "progress", slider=True)
 
 
-CLASSES = (RecastSettings, SEQUENCER_OT_recast_edit, SEQUENCER_PT_recast)
+CLASSES = (RecastPreferences, RecastSettings, SEQUENCER_OT_recast_edit, SEQUENCER_PT_recast)
 
 
 def register() -> None:

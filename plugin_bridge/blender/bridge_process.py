@@ -33,7 +33,7 @@ class BridgeFailed(Exception):
 
 
 def default_command(configured: str = "") -> list[str]:
-    """The user's setting, else the installer's record, else $RECAST_BRIDGE, else `recast-bridge json`."""
+    """The add-on preference, else the installer's record, else $RECAST_BRIDGE, else `recast-bridge json`."""
     if configured.strip():
         return shlex.split(configured)
     cfg = Path(__file__).with_name(CONFIG_FILE)
