@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime-dir", type=Path, default=None,
                    help="engine runtime folder with its socket and engine.json (default $XDG_RUNTIME_DIR/recast)")
     p.add_argument("--no-start-engine", action="store_true", help="only connect to a running engine")
+    p.add_argument("--tls-ca", default="", help="PEM CA of an engine listening with --tls-cert "
+                   "(default $RECAST_ENGINE_TLS_CA)")
     p.add_argument("--settings", type=Path, default=None, help="settings file (INI) instead of the user's settings")
     return p
 
@@ -40,6 +42,7 @@ def _options(args: argparse.Namespace, settings) -> EngineOptions:  # noqa: ANN0
         runtime_dir=args.runtime_dir or Path(settings.get("engine/runtime_dir", "", str) or default_runtime_dir()),
         model=args.model or settings.get("engine/model", "", str),
         start_if_missing=not args.no_start_engine and settings.get("engine/start_if_missing", True, bool),
+        tls_ca=args.tls_ca,
     )
 
 

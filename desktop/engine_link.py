@@ -107,6 +107,10 @@ class EngineLink(QObject):
         detail = f"engine {info.version} on {info.device}, model {Path(model).name}, {where}"
         if info.queued_jobs:
             detail += f", {info.queued_jobs} queued"
+        if info.pipeline_ready and not info.model_loaded:
+            detail += ", model unloaded while idle"
+        if info.idle_exit_seconds:
+            detail += f", exits after {info.idle_exit_seconds} s idle"
         if info.draining:
             self._set_state("disconnected", "the engine is shutting down")
             return

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.shapes.train", "train the shapes model from scratch (seeded, resumable)"),
     "bench": ("engine.bench", "benchmarks: `bench quality`, `bench perf`"),
     "serve": ("engine.daemon.server", "run the local gRPC daemon"),
+    "gc": ("engine.daemon.gc_command", "free disk: old jobs, unreferenced blobs, the tensor cache over its cap"),
     "tiny-model": ("engine.model_factory", "write a tiny random SD-unCLIP model (tests, development)"),
 }
 

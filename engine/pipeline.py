@@ -8,6 +8,12 @@ Frames are RGB uint8 (frames, H, W, 3) at the source size. Every stage reports t
 `progress(stage, step, total)` callback and checks one `cancel` flag (anything with `is_set()`)
 between steps. Tuned weights and inversions are cached by content and settings, in memory for the
 clip at hand and on disk across runs, so masks then render never tune or invert twice.
+
+A `checkpoint` store (one per job, e.g. the daemon's) makes a run resumable: the computed masks and
+each finished window's running blend go there as they end, and a later run with the same store and
+inputs restores them and continues with the next window. What later windows depend on is exactly
+that running blend; the clip's colour shift is fixed again by replaying the composite of the
+finished frames in order. So the output equals an uninterrupted run's, byte for byte.
 """
 
 from __future__ import annotations
@@ -100,8 +106,10 @@ class RecastPipeline:
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | None = None,
-                        cache_dir: str | Path | None = None, limits: Limits | None = None) -> RecastPipeline:
-        return cls(load_model(model, device=device), TensorCache(cache_dir) if cache_dir else None, limits)
+                        cache_dir: str | Path | None = None, limits: Limits | None = None,
+                        cache_max_bytes: int | None = None) -> RecastPipeline:
+        cache = TensorCache(cache_dir, max_bytes=cache_max_bytes) if cache_dir else None
+        return cls(load_model(model, device=device), cache, limits)
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -208,6 +216,9 @@ class RecastPipeline:
                 ladder = make_ladder(self.model.scheduler_config, settings.steps)
                 traj = invert(self.model.unet, state.latents[s:e], cond, ladder, self.model.prediction_type,
                               reporter, refine=settings.inversion_refine)
+                # the layout of a cached one: kernels are picked by memory layout, and a run that inverts
+                # must give the bytes of one that loads the inversion (a resumed job, a second render)
+                traj = [t.contiguous() for t in traj]
                 if settings.cache:
                     self.cache.put("inversion", key, {str(i): t for i, t in enumerate(traj)})
         state.trajectories[key] = traj
@@ -224,14 +235,16 @@ class RecastPipeline:
 
     def compute_masks(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
                       settings: EditSettings | None = None, progress: ProgressFn | None = None,
-                      cancel: CancelFlag | None = None) -> np.ndarray:
-        """Target-aware masks, (frames, H, W) uint8 0/255 at the source size (version 1 of a clip's masks)."""
+                      cancel: CancelFlag | None = None, checkpoint: TensorCache | None = None) -> np.ndarray:
+        """Target-aware masks, (frames, H, W) uint8 0/255 at the source size (version 1 of a clip's masks).
+        `checkpoint`: see the module's docstring."""
         settings, reporter, state = self._start(frames, target_image, source_prompt, target_prompt, settings,
                                                 progress, cancel)
-        return self._masks(state, target_image, target_prompt, settings, reporter)
+        return self._masks(state, target_image, target_prompt, settings, reporter, checkpoint)
 
     def mask_difference(self, state: ClipState, target_image: np.ndarray, target_prompt: str,
-                        settings: EditSettings, reporter: Reporter) -> np.ndarray:
+                        settings: EditSettings, reporter: Reporter,
+                        checkpoint: TensorCache | None = None) -> np.ndarray:
         """The raw target-aware signal: mean |ε_src − ε_trg| per latent cell, (frames, h, w), windows blended."""
         m = self.model
         n = len(state.source)
@@ -240,36 +253,51 @@ class RecastPipeline:
         ladder = make_ladder(m.scheduler_config, settings.steps)
         windows = plan_windows(n, settings.window, settings.overlap)
         diff = np.zeros((n, *state.latents.shape[2:]), np.float32)
-        for (s, e), weight in zip(windows, blend_weights(windows, n)):
+        key = content_key("difference", state.tune_key, target_image, target_prompt, dataclasses.asdict(settings))
+        first = _restore_windows(checkpoint, key, windows, diff, reporter, "resume_masks")
+        for wi, ((s, e), weight) in enumerate(zip(windows, blend_weights(windows, n))):
+            if wi < first:
+                continue
             traj = self.invert(state, settings, (s, e), reporter)
             with self._timed("masks"):
                 src = branch(state.source_text, state.frame_labels[s:e], e - s)
                 trg = branch(text_t, label_t, e - s)
                 d = noise_difference(m.unet, traj[0], src, trg, ladder, m.prediction_type, reporter)
                 diff[s:e] += d.cpu().numpy() * weight[:, None, None].astype(np.float32)
+            _save_window(checkpoint, key, windows, wi, diff)
         return diff
 
-    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter) -> np.ndarray:
-        diff = self.mask_difference(state, target_image, target_prompt, settings, reporter)
+    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter,
+               checkpoint: TensorCache | None = None) -> np.ndarray:
+        key = content_key("masks", state.tune_key, target_image, target_prompt, dataclasses.asdict(settings))
+        saved = checkpoint.get("masks", key) if checkpoint is not None else None
+        if saved is not None:
+            count = len(plan_windows(len(state.source), settings.window, settings.overlap))
+            reporter.step("resume_masks", count, count)
+            return saved["masks"].numpy()
+        diff = self.mask_difference(state, target_image, target_prompt, settings, reporter, checkpoint)
         with self._timed("masks"):
             masks = masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
                                           settings.mask_dilate, state.source, settings.mask_refine)
             if settings.layered and not settings.mask_text_only:  # the outline comes from the target image
                 masks = grow_masks(state.source, masks, target_image, settings.feather)
-            return masks
+        if checkpoint is not None:
+            checkpoint.put("masks", key, {"masks": torch.from_numpy(np.ascontiguousarray(masks))})
+        return masks
 
     def render(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
                settings: EditSettings | None = None, masks: np.ndarray | None = None,
                progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
-               on_preview: PreviewFn | None = None, on_frame: FrameFn | None = None) -> RenderResult:
+               on_preview: PreviewFn | None = None, on_frame: FrameFn | None = None,
+               checkpoint: TensorCache | None = None) -> RenderResult:
         """Generate and composite every frame. `masks` (frames, H, W) uint8, e.g. painted corrections;
-        computed when omitted."""
+        computed when omitted. `checkpoint`: see the module's docstring."""
         self.timings = {}
         settings, reporter, state = self._start(frames, target_image, source_prompt, target_prompt, settings,
                                                 progress, cancel)
         n, H, W = frames.shape[:3]
         if masks is None:
-            masks = self._masks(state, target_image, target_prompt, settings, reporter)
+            masks = self._masks(state, target_image, target_prompt, settings, reporter, checkpoint)
         elif masks.shape != (n, H, W):
             raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
         layers = None
@@ -280,7 +308,7 @@ class RecastPipeline:
             boxes = framing.crop_boxes(masks)
             if boxes is not None:
                 return self._render_framed(frames, target_image, source_prompt, target_prompt, settings, masks,
-                                           boxes, layers, progress, cancel, on_preview, on_frame)
+                                           boxes, layers, progress, cancel, on_preview, on_frame, checkpoint)
         m = self.model
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
         uncond = None if settings.source_negative else unconditional(m, 1)  # the CFG baseline, if not the source
@@ -296,8 +324,21 @@ class RecastPipeline:
         windows = plan_windows(n, settings.window, settings.overlap)
         acc = np.zeros((n, *state.working.shape[1:3], 3), np.float32)  # blended generated frames
         out = np.empty_like(frames)
-        done = 0
+
+        def finish(i: int) -> None:
+            out[i] = paste(i, acc[i])
+            if on_frame is not None:
+                on_frame(i, out[i], comp_masks[i])
+            reporter.step("composite", i + 1, n)
+
+        key = content_key("render", state.tune_key, masks, target_image, target_prompt, dataclasses.asdict(settings))
+        first = _restore_windows(checkpoint, key, windows, acc, reporter, "resume_windows")
+        done = n if first == len(windows) else windows[first][0]
+        for i in range(done):  # in order: the first final frames fix the clip's colour shift again
+            finish(i)
         for wi, ((s, e), weight) in enumerate(zip(windows, blend_weights(windows, n))):
+            if wi < first:
+                continue
             traj = self.invert(state, settings, (s, e), reporter)
             lmask = latent_masks(masks[s:e], state.latents.shape[2:], m.device, m.dtype)
             preview = None
@@ -318,17 +359,15 @@ class RecastPipeline:
                               reporter, preview, settings.preview_every)
             with self._timed("decode"):
                 acc[s:e] += comp.decode_latents(m.vae, z0) * weight[:, None, None, None].astype(np.float32)
+                _save_window(checkpoint, key, windows, wi, acc)
                 final = e if wi == len(windows) - 1 else windows[wi + 1][0]
                 for i in range(done, final):
-                    out[i] = paste(i, acc[i])
-                    if on_frame is not None:
-                        on_frame(i, out[i], comp_masks[i])
-                    reporter.step("composite", i + 1, n)
+                    finish(i)
                 done = final
         return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
 
     def _render_framed(self, frames, target_image, source_prompt, target_prompt, settings, masks, boxes, layers,
-                       progress, cancel, on_preview, on_frame) -> RenderResult:
+                       progress, cancel, on_preview, on_frame, checkpoint) -> RenderResult:
         """Render the crops `boxes` cut from the frames and masks, then paste every edited crop back into
         its frame through the whole-frame compositing mask (source pixels outside it, byte for byte)."""
         n, H, W = frames.shape[:3]
@@ -355,8 +394,32 @@ class RecastPipeline:
         inner = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
         result = self.render(framing.crop(frames, boxes, size), target_image, source_prompt, target_prompt, inner,
                              masks=framing.crop_masks(masks, boxes, size), progress=progress, cancel=cancel,
-                             on_preview=preview, on_frame=frame_done)
+                             on_preview=preview, on_frame=frame_done, checkpoint=checkpoint)
         for stage, seconds in result.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
         self.timings = timings
         return RenderResult(out, weights, masks, timings, result.tune_losses)
+
+
+def _restore_windows(checkpoint: TensorCache | None, key: str, windows: list[tuple[int, int]], acc: np.ndarray,
+                     reporter: Reporter, stage: str) -> int:
+    """Puts the running blend saved after each finished window back into `acc`, in order; returns how
+    many windows were finished (0 without a checkpoint) and reports them as progress of `stage`."""
+    first = 0
+    for wi, (s, e) in enumerate(windows if checkpoint is not None else ()):
+        saved = checkpoint.get("window", content_key(key, wi))
+        if saved is None or tuple(saved["acc"].shape) != acc[s:e].shape:
+            break
+        acc[s:e] = saved["acc"].numpy()  # includes every earlier window's share of these frames
+        first = wi + 1
+    if first:
+        reporter.step(stage, first, len(windows))
+    return first
+
+
+def _save_window(checkpoint: TensorCache | None, key: str, windows: list[tuple[int, int]], wi: int,
+                 acc: np.ndarray) -> None:
+    """Saves the running blend of window `wi`'s frames once it is finished (not the last: the run ends)."""
+    if checkpoint is not None and wi < len(windows) - 1:
+        s, e = windows[wi]
+        checkpoint.put("window", content_key(key, wi), {"acc": torch.from_numpy(np.ascontiguousarray(acc[s:e]))})

@@ -41,9 +41,15 @@ def check_range(start: int, end: int | None, count: int) -> tuple[int, int]:
     return start, end
 
 
-def iter_frames(path: str | os.PathLike, start: int, end: int) -> Iterator[np.ndarray]:
+def iter_frames(
+    path: str | os.PathLike, start: int, end: int, size: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
     """RGB frames [start, end) decoded one at a time with one open: flat memory, and no seeking, so the
-    frames are exact in every container and the same for every caller."""
+    frames are exact in every container and the same for every caller.
+
+    `size` (height, width) is the probed size: limits were checked against it, so a frame that decodes
+    to any other size is refused before it is used (a crafted or damaged file).
+    """
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -55,16 +61,27 @@ def iter_frames(path: str | os.PathLike, start: int, end: int) -> Iterator[np.nd
             ok, bgr = cap.read()
             if not ok:
                 raise InputError("range", f"frame {i} could not be decoded (the video ends early)")
+            if size is not None and bgr.shape[:2] != tuple(size):
+                raise InputError(
+                    "source",
+                    f"{Path(path).name}: frame {i} decodes to {bgr.shape[1]}x{bgr.shape[0]} but the header says "
+                    f"{size[1]}x{size[0]}; the file is damaged or crafted, re-encode it",
+                )
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
 
 
 def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode frames [start, end) as RGB; the clip's fps is returned so outputs keep it."""
-    count, fps, _, _ = probe_video(path)
+    """Decode frames [start, end) as RGB into one array of the probed size (each frame is checked
+    against it, so memory never exceeds what the limits allowed); the clip's fps is returned so
+    outputs keep it."""
+    count, fps, h, w = probe_video(path)
     start, end = check_range(start, end, count)
-    return np.stack(list(iter_frames(path, start, end))), fps
+    frames = np.empty((end - start, h, w, 3), np.uint8)
+    for i, frame in enumerate(iter_frames(path, start, end, (h, w))):
+        frames[i] = frame
+    return frames, fps
 
 
 def read_image(path: str | os.PathLike, field: str = "target_image") -> np.ndarray:

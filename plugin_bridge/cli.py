@@ -22,6 +22,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--socket", help="unix socket of the daemon (default: discovered)")
     g.add_argument("--address", help="loopback HOST:PORT of a daemon started with --listen")
     g.add_argument("--token-file", help="bearer token file for --address")
+    g.add_argument("--tls-ca", help="PEM CA of a daemon listening with --tls-cert (default $RECAST_ENGINE_TLS_CA); "
+                   "a token goes to a non-loopback --address only over TLS")
     g.add_argument("--no-start", action="store_true", help="fail instead of starting a daemon when none runs")
     g.add_argument("--model", help="model a started daemon loads (as `recast-engine edit --model`)")
 
@@ -31,7 +33,7 @@ def connector(args: argparse.Namespace) -> Callable:
 
     def connect() -> RecastClient:
         return RecastClient.connect(socket=args.socket, address=args.address, token_file=args.token_file,
-                                    start=not args.no_start, model=args.model)
+                                    start=not args.no_start, model=args.model, tls_ca=args.tls_ca)
 
     return connect
 

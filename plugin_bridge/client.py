@@ -53,9 +53,8 @@ class RecastClient:
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0):
         self.endpoint = endpoint
         self.timeout = timeout
-        self._metadata = (("authorization", f"Bearer {endpoint.token}"),) if endpoint.token else ()
-        self.channel = grpc.insecure_channel(
-            endpoint.target,
+        self.channel = discovery.open_channel(  # carries the token, over TLS when the endpoint has a CA
+            endpoint,
             options=[
                 ("grpc.max_receive_message_length", MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MESSAGE_BYTES),
@@ -75,15 +74,17 @@ class RecastClient:
         model: str | None = None,
         wait: float = 5.0,
         ready_timeout: float = 180.0,
+        tls_ca: str | os.PathLike | None = None,
     ) -> RecastClient:
         """The first discovered daemon that answers; with `start`, spawn one if none does.
 
         Returns once the daemon's pipeline is loaded. `model`: the model a started daemon loads;
         a running daemon serving another model is refused (FAILED_PRECONDITION), since a daemon
-        serves exactly one model.
+        serves exactly one model. `tls_ca`: PEM CA of a daemon listening with --tls-cert (else
+        $RECAST_ENGINE_TLS_CA); a token goes to a non-loopback address only over TLS.
         """
         tried = []
-        for endpoint in discovery.candidates(socket, address, token_file):
+        for endpoint in discovery.candidates(socket, address, token_file, tls_ca=tls_ca):
             if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
                 tried.append(f"{endpoint.target} ({endpoint.source}; no such socket)")
                 continue  # no waiting on a socket that is not there
@@ -152,7 +153,7 @@ class RecastClient:
     # --- info ---------------------------------------------------------------------------------
 
     def info(self) -> pb.EngineInfo:
-        return _rpc(self.stub.GetEngineInfo, pb.GetEngineInfoRequest(), timeout=10, metadata=self._metadata)
+        return _rpc(self.stub.GetEngineInfo, pb.GetEngineInfoRequest(), timeout=10)
 
     # --- assets and clips -----------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class RecastClient:
                 for block in iter(lambda: f.read(min(chunk_size, CHUNK)), b""):
                     yield pb.UploadAssetRequest(chunk=block)
 
-        return _rpc(self.stub.UploadAsset, requests(), timeout=max(self.timeout, 600), metadata=self._metadata)
+        return _rpc(self.stub.UploadAsset, requests(), timeout=max(self.timeout, 600))
 
     def import_file(self, path: str | os.PathLike) -> pb.Asset:
         """Let a local daemon copy the file itself (no bytes through the socket)."""
@@ -181,7 +182,6 @@ class RecastClient:
             self.stub.ImportAsset,
             pb.ImportAssetRequest(path=str(Path(path).absolute())),
             timeout=max(self.timeout, 600),
-            metadata=self._metadata,
         )
 
     def add_media(self, path: str | os.PathLike) -> pb.Asset:
@@ -192,8 +192,7 @@ class RecastClient:
         return self.import_file(p) if self.endpoint.is_local else self.upload(p)
 
     def get_asset(self, asset_id: str) -> pb.Asset:
-        return _rpc(self.stub.GetAsset, pb.GetAssetRequest(asset_id=asset_id), timeout=self.timeout,
-                    metadata=self._metadata)
+        return _rpc(self.stub.GetAsset, pb.GetAssetRequest(asset_id=asset_id), timeout=self.timeout)
 
     def create_clip(self, asset_id: str, start_frame: int = 0, end_frame: int = 0) -> pb.Clip:
         """Frames [start_frame, end_frame) of an asset; end 0 = to the end."""
@@ -201,15 +200,14 @@ class RecastClient:
             if not 0 <= value < 1 << 32:
                 raise InvalidArgument(f"{name}: {value} is not a frame number (0 .. 2^32-1)")
         req = pb.CreateClipRequest(asset_id=asset_id, start_frame=start_frame, end_frame=end_frame)
-        return _rpc(self.stub.CreateClip, req, timeout=self.timeout, metadata=self._metadata)
+        return _rpc(self.stub.CreateClip, req, timeout=self.timeout)
 
     def get_clip(self, clip_id: str) -> pb.Clip:
-        return _rpc(self.stub.GetClip, pb.GetClipRequest(clip_id=clip_id), timeout=self.timeout,
-                    metadata=self._metadata)
+        return _rpc(self.stub.GetClip, pb.GetClipRequest(clip_id=clip_id), timeout=self.timeout)
 
     def clip_frames(self, clip_id: str, start: int = 0, end: int = 0, max_size: int = 0) -> list[pb.FrameImage]:
         req = pb.GetClipFramesRequest(clip_id=clip_id, start=start, end=end, max_size=max_size)
-        return _rpc(lambda: list(self.stub.GetClipFrames(req, timeout=self.timeout, metadata=self._metadata)))
+        return _rpc(lambda: list(self.stub.GetClipFrames(req, timeout=self.timeout)))
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -221,7 +219,7 @@ class RecastClient:
             clip_id=clip_id, source_prompt=source_prompt, target_prompt=target_prompt,
             target_asset_id=target_asset_id, settings=settings_message(settings),
         )
-        return _rpc(self.stub.CreateMaskJob, req, timeout=self.timeout, metadata=self._metadata)
+        return _rpc(self.stub.CreateMaskJob, req, timeout=self.timeout)
 
     def create_render_job(
         self, clip_id: str, source_prompt: str, target_prompt: str, target_asset_id: str,
@@ -232,20 +230,29 @@ class RecastClient:
             target_asset_id=target_asset_id, settings=settings_message(settings),
             mask_version=mask_version, use_latest_masks=use_latest_masks,
         )
-        return _rpc(self.stub.CreateRenderJob, req, timeout=self.timeout, metadata=self._metadata)
+        return _rpc(self.stub.CreateRenderJob, req, timeout=self.timeout)
 
     def get_job(self, job_id: str) -> pb.Job:
-        return _rpc(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout=self.timeout,
-                    metadata=self._metadata)
+        return _rpc(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout=self.timeout)
 
     def cancel(self, job_id: str) -> pb.Job:
         """Idempotent; a running job stops within one denoising step (watch for `cancelled`)."""
-        return _rpc(self.stub.CancelJob, pb.CancelJobRequest(job_id=job_id), timeout=self.timeout,
-                    metadata=self._metadata)
+        return _rpc(self.stub.CancelJob, pb.CancelJobRequest(job_id=job_id), timeout=self.timeout)
 
     def resume(self, job_id: str) -> pb.Job:
-        return _rpc(self.stub.ResumeJob, pb.ResumeJobRequest(job_id=job_id), timeout=self.timeout,
-                    metadata=self._metadata)
+        return _rpc(self.stub.ResumeJob, pb.ResumeJobRequest(job_id=job_id), timeout=self.timeout)
+
+    def delete_job(self, job_id: str) -> pb.DeleteResponse:
+        """Deletes a finished, failed, cancelled or interrupted job with its results (cancel a waiting one first)."""
+        return _rpc(self.stub.DeleteJob, pb.DeleteJobRequest(job_id=job_id), timeout=self.timeout)
+
+    def delete_clip(self, clip_id: str) -> pb.DeleteResponse:
+        """Deletes a clip with its mask versions, jobs and results."""
+        return _rpc(self.stub.DeleteClip, pb.DeleteClipRequest(clip_id=clip_id), timeout=self.timeout)
+
+    def delete_asset(self, asset_id: str) -> pb.DeleteResponse:
+        """Deletes an asset's stored copy (refused while a clip is cut from it or a waiting job uses it)."""
+        return _rpc(self.stub.DeleteAsset, pb.DeleteAssetRequest(asset_id=asset_id), timeout=self.timeout)
 
     def watch(
         self, job_id: str, from_seq: int = 0, previews: bool = False, result_images: bool = False,
@@ -262,7 +269,7 @@ class RecastClient:
             req = pb.WatchRequest(job_id=job_id, from_seq=next_seq, skip_previews=not previews,
                                   skip_result_images=not result_images)
             try:
-                for event in self.stub.Watch(req, metadata=self._metadata):
+                for event in self.stub.Watch(req):
                     lost_since = None
                     next_seq = event.seq + 1
                     yield event
@@ -302,19 +309,18 @@ class RecastClient:
 
     def result_frames(self, job_id: str, start: int = 0, end: int = 0) -> list[pb.ResultFrame]:
         req = pb.GetResultFramesRequest(job_id=job_id, start=start, end=end)
-        return _rpc(lambda: list(self.stub.GetResultFrames(req, timeout=max(self.timeout, 300),
-                                                           metadata=self._metadata)))
+        return _rpc(lambda: list(self.stub.GetResultFrames(req, timeout=max(self.timeout, 300))))
 
     # --- masks --------------------------------------------------------------------------------
 
     def mask_versions(self, clip_id: str) -> list[pb.MaskVersion]:
         reply = _rpc(self.stub.ListMaskVersions, pb.ListMaskVersionsRequest(clip_id=clip_id),
-                     timeout=self.timeout, metadata=self._metadata)
+                     timeout=self.timeout)
         return list(reply.versions)
 
     def masks(self, clip_id: str, version: int = 0) -> list[pb.MaskFrame]:
         req = pb.GetMasksRequest(clip_id=clip_id, version=version)
-        return _rpc(lambda: list(self.stub.GetMasks(req, timeout=max(self.timeout, 300), metadata=self._metadata)))
+        return _rpc(lambda: list(self.stub.GetMasks(req, timeout=max(self.timeout, 300))))
 
     def save_masks(
         self, clip_id: str, base_version: int, frames: Mapping[int, bytes], note: str = ""
@@ -325,7 +331,7 @@ class RecastClient:
             frames=[pb.MaskFrame(frame_index=i, mask=pb.Image(encoding=pb.Image.ENCODING_PNG, data=data))
                     for i, data in sorted(frames.items())],
         )
-        return _rpc(self.stub.SaveMaskVersion, req, timeout=self.timeout, metadata=self._metadata)
+        return _rpc(self.stub.SaveMaskVersion, req, timeout=self.timeout)
 
     # --- export -------------------------------------------------------------------------------
 
@@ -334,4 +340,4 @@ class RecastClient:
         if fmt not in EXPORT_FORMATS:
             raise InvalidArgument(f"format: {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
         req = pb.ExportRequest(job_id=job_id, format=EXPORT_FORMATS[fmt], path=str(Path(path).absolute()), fps=fps)
-        return _rpc(self.stub.Export, req, timeout=max(self.timeout, 600), metadata=self._metadata)
+        return _rpc(self.stub.Export, req, timeout=max(self.timeout, 600))

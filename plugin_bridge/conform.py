@@ -15,8 +15,12 @@ NLE. The rules that make it safe for an editor:
 from __future__ import annotations
 
 import argparse
+import ctypes
+import errno
 import json
 import os
+import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from plugin_bridge.errors import InvalidArgument
+from plugin_bridge.sequence import MAX_SEQUENCE_IMAGES
 
 if TYPE_CHECKING:
     import opentimelineio as otio
@@ -224,12 +229,11 @@ def source_media(
     elif isinstance(ref, otio.schema.ImageSequenceReference):
         if ref.available_range is None:
             raise InvalidArgument(f"clip: the image sequence of {sel.clip.name!r} has no available range (length)")
-        files = [url_to_path(ref.target_url_for_image_number(i), timeline_path.parent)
-                 for i in range(ref.number_of_images_in_sequence())]
-        missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise InvalidArgument(f"clip: {len(missing)} images of {sel.clip.name!r} are missing, e.g. {missing[0]}")
-        return files
+        count = ref.number_of_images_in_sequence()
+        if not 0 < count <= MAX_SEQUENCE_IMAGES:
+            raise InvalidArgument(f"clip: the image sequence of {sel.clip.name!r} has {count} images by its "
+                                  f"available range; a sequence may have 1 to {MAX_SEQUENCE_IMAGES}: fix the range")
+        return [url_to_path(ref.target_url_for_image_number(i), timeline_path.parent) for i in range(count)]
     else:
         kind = type(ref).__name__ if ref is not None else "no media"
         raise InvalidArgument(f"clip: {sel.clip.name!r} has {kind}, not a media file (ExternalReference) to edit; "
@@ -389,7 +393,8 @@ def check_out_path(out: Path, inputs: list[Path]) -> None:
 
 
 def write_exclusive(timeline: otio.schema.Timeline, out: Path) -> None:
-    """Create `out` (it must not exist), written whole or not at all."""
+    """Create `out` (it must not exist), written whole or not at all; works for bundle folders
+    (.otiod) and on volumes without hard links (exFAT, FAT, SMB)."""
     text = serialize(timeline, out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
     os.close(fd)
@@ -402,14 +407,76 @@ def write_exclusive(timeline: otio.schema.Timeline, out: Path) -> None:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-        os.link(tmp, out)  # exclusive: fails if `out` appeared meanwhile
+        publish(Path(tmp), out)
     finally:
         if os.path.isdir(tmp):
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+# Exclusive publish without hard links. engine.daemon.export has the same for exports: the bridge
+# never imports the engine (DESIGN.md §1), so the few lines live in both.
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _renameat2():  # noqa: ANN202 - the libc function, or None where there is none
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2 if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        return None
+    if fn is not None:
+        fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    return fn
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def rename_noreplace(src: Path, dst: Path) -> bool:
+    """Atomic rename that never replaces `dst` (FileExistsError); False where the kernel or the file
+    system (NFS, some FUSE) cannot do it."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Move the finished file or folder `tmp` to the new name `target` beside it; never replaces
+    anything (FileExistsError) and never leaves a half-written `target`."""
+    if not rename_noreplace(tmp, target):
+        copy_exclusive(tmp, target)
+
+
+def copy_exclusive(tmp: Path, target: Path) -> None:
+    """The fallback of `publish`: create `target` exclusively (O_EXCL / mkdir), fill it from `tmp`,
+    and remove the partial `target`, which this call created, on any failure."""
+    if tmp.is_dir():
+        os.mkdir(target)
+        try:
+            for entry in sorted(os.listdir(tmp)):
+                os.rename(tmp / entry, target / entry)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        os.rmdir(tmp)
+        return
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, stat.S_IMODE(os.stat(tmp).st_mode))
+    try:
+        with open(tmp, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        os.unlink(target)
+        raise
+    os.unlink(tmp)
 
 
 # --- the whole conform --------------------------------------------------------------------------------
@@ -451,7 +518,7 @@ def conform(
     on_event: Callable | None = None,
     source_media_path: str | os.PathLike | None = None,
 ) -> ConformResult:
-    from plugin_bridge.edit import EditSpec, run_edit
+    from plugin_bridge.edit import EditSpec, probe_writable, run_edit
 
     tl_path = Path(timeline_path)
     out = Path(out_timeline)
@@ -461,6 +528,7 @@ def conform(
     media = source_media(sel, tl_path, source_media_path)
     anchor = media[0] if isinstance(media, list) else media
     check_out_path(out, [tl_path, anchor])
+    probe_writable(out.parent, "out_timeline")  # read-only folders fail now, not after the render
     if media_format == "png" and adapter_name(out) not in ("otio_json", "otioz", "otiod"):
         raise InvalidArgument("media: PNG sequences only travel in .otio timelines; use --media mp4 for "
                               f"{out.suffix} files")
@@ -476,6 +544,10 @@ def conform(
         asset = client.add_media(media)
         fps, count, asset_id = asset.fps or sel.source.start_time.rate, asset.frame_count, asset.asset_id
     start, end = media_frame_range(sel, fps, count, media_start)
+    if isinstance(media, list):  # only the images the edit uses must exist
+        missing = [f for f in media[start:end] if not f.is_file()]
+        if missing:
+            raise InvalidArgument(f"clip: {len(missing)} images of {sel.clip.name!r} are missing, e.g. {missing[0]}")
     spec = EditSpec(
         source=media, target_image=Path(target_image), source_prompt=source_prompt, target_prompt=target_prompt,
         start_frame=start, end_frame=end, settings=dict(settings or {}), output_format=media_format,

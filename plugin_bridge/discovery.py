@@ -5,34 +5,53 @@ same daemon the studio uses. The daemon advertises itself in `$XDG_RUNTIME_DIR/r
 (socket, optional loopback TCP address and token file); its default socket is `engine.sock` in that
 folder. Explicit flags and `RECAST_ENGINE_*` variables come first so tests and farms can point
 anywhere. Starting is done by spawning `recast-engine serve`: the bridge never imports the engine.
+The runtime folder and token files are trusted only under the daemon's own rules (private_files),
+and a token travels only over a unix socket, to loopback, or over TLS (`open_channel`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from plugin_bridge.errors import DaemonNotFound, InvalidArgument, Unavailable
+from plugin_bridge.errors import BridgeError, DaemonNotFound, InvalidArgument, Unavailable
+from plugin_bridge.private_files import check_private_dir, open_log, read_token_file
+
+if TYPE_CHECKING:
+    import grpc
 
 ENV_SOCKET = "RECAST_ENGINE_SOCKET"
 ENV_ADDRESS = "RECAST_ENGINE_ADDRESS"
 ENV_TOKEN_FILE = "RECAST_ENGINE_TOKEN_FILE"
 ENV_RUNTIME_DIR = "RECAST_RUNTIME_DIR"
+ENV_TLS_CA = "RECAST_ENGINE_TLS_CA"
+ON_DEMAND_IDLE_EXIT = 900  # seconds a daemon started on demand stays up idle (`serve --idle-exit`)
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One place a daemon may listen: a gRPC target plus the bearer token TCP needs."""
+    """One place a daemon may listen: a gRPC target, the bearer token TCP needs, the CA of its TLS."""
 
     target: str  # "unix:/run/user/1000/recast/engine.sock" or "127.0.0.1:50051"
     token: str | None = None
     source: str = "default"  # how it was found, for error messages
+    tls_ca: Path | None = None  # PEM root certificate(s): connect over TLS
+
+    def __post_init__(self) -> None:
+        if self.token and not self.tls_ca and not self.is_local:
+            raise InvalidArgument(
+                f"address: {self.target} is not a loopback address; the token is only sent there over TLS "
+                f"(pass --tls-ca CA.pem or set {ENV_TLS_CA})"
+            )
 
     @property
     def is_unix(self) -> bool:
@@ -44,7 +63,12 @@ class Endpoint:
         if self.is_unix:
             return True
         host = self.target.rpartition(":")[0].strip("[]")
-        return host in ("localhost", "::1") or host.startswith("127.")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 def runtime_dir() -> Path:
@@ -56,19 +80,21 @@ def runtime_dir() -> Path:
     return Path(base) / "recast" if base else Path(f"/tmp/recast-{os.getuid()}")
 
 
-def read_token(path: str | os.PathLike) -> str:
+def read_token(path: str | os.PathLike, private: bool = False) -> str:
+    """The token in a file of this user (not a link); `private`: the daemon's own, so 0600 too."""
     p = Path(path)
     try:
-        lines = p.read_text().strip().splitlines()
+        token = read_token_file(p, private)
     except OSError as exc:
         raise InvalidArgument(f"token_file: cannot read {p} ({exc.strerror})") from None
-    if not lines or not lines[0].strip():
+    if not token:
         raise InvalidArgument(f"token_file: {p} holds no token")
-    return lines[0].strip()
+    return token
 
 
-def _tcp(address: str, token_file: str | os.PathLike | None, source: str) -> Endpoint:
-    return Endpoint(address, read_token(token_file) if token_file else None, source)
+def _tcp(address: str, token_file: str | os.PathLike | None, source: str, tls_ca: Path | None,
+         private: bool = False) -> Endpoint:
+    return Endpoint(address, read_token(token_file, private) if token_file else None, source, tls_ca)
 
 
 def candidates(
@@ -76,26 +102,35 @@ def candidates(
     address: str | None = None,
     token_file: str | os.PathLike | None = None,
     rdir: Path | None = None,
+    tls_ca: str | os.PathLike | None = None,
 ) -> list[Endpoint]:
-    """Where to look, in order: explicit arguments, environment, discovery file, default socket."""
+    """Where to look, in order: explicit arguments, environment, discovery file, default socket.
+
+    `tls_ca` (else $RECAST_ENGINE_TLS_CA) makes TCP endpoints use TLS. Raises UntrustedPath when
+    the runtime folder exists but is not private to this user.
+    """
+    ca = tls_ca or os.environ.get(ENV_TLS_CA)
+    ca_path = Path(ca) if ca else None
     if socket:
         return [Endpoint(f"unix:{Path(socket).absolute()}", None, "--socket")]
     if address:
-        return [_tcp(address, token_file, "--address")]
+        return [_tcp(address, token_file, "--address", ca_path)]
     if os.environ.get(ENV_SOCKET):
         return [Endpoint(f"unix:{os.environ[ENV_SOCKET]}", None, ENV_SOCKET)]
     if os.environ.get(ENV_ADDRESS):
-        return [_tcp(os.environ[ENV_ADDRESS], os.environ.get(ENV_TOKEN_FILE), ENV_ADDRESS)]
+        return [_tcp(os.environ[ENV_ADDRESS], os.environ.get(ENV_TOKEN_FILE), ENV_ADDRESS, ca_path)]
     rdir = rdir or runtime_dir()
     found: list[Endpoint] = []
-    info = read_discovery(rdir)
+    info = read_discovery(rdir) if check_private_dir(rdir) else {}
+    where = str(rdir / "engine.json")
     if info.get("socket"):
-        found.append(Endpoint(f"unix:{info['socket']}", None, str(rdir / "engine.json")))
-    if info.get("tcp") and info.get("token_file"):
-        try:
-            found.append(_tcp(info["tcp"], info["token_file"], str(rdir / "engine.json")))
-        except InvalidArgument:
-            pass  # an unreadable token file just removes that candidate
+        found.append(Endpoint(f"unix:{info['socket']}", None, where))
+    token_file = Path(str(info.get("token_file") or ""))
+    if info.get("tcp") and token_file.is_absolute() and token_file.parent.resolve() == rdir.resolve():
+        try:  # only the daemon's own token, in its own folder, goes to the port engine.json names
+            found.append(_tcp(info["tcp"], token_file, where, ca_path, private=True))
+        except BridgeError:
+            pass  # an unreadable or untrusted token file just removes that candidate
     default = Endpoint(f"unix:{rdir / 'engine.sock'}", None, "default socket")
     if default not in found:
         found.append(default)
@@ -134,16 +169,21 @@ def start_daemon(
     log tail is in the error. Its output goes to `<runtime dir>/engine.log`.
     """
     rdir = Path(rdir or runtime_dir())
-    rdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private_dir(rdir, create=True)
     args = list(extra or [])
     if "--runtime-dir" not in args:
         args += ["--runtime-dir", str(rdir)]
     if socket and "--socket" not in args:
         args += ["--socket", str(socket)]
+    if "--idle-exit" not in args:  # started on demand: it exits once idle instead of lingering
+        args += ["--idle-exit", str(ON_DEMAND_IDLE_EXIT)]
     cmd = serve_command(model, args)
     log_path = rdir / "engine.log"
-    with open(log_path, "ab") as log:
+    log = open_log(log_path)
+    try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    finally:
+        os.close(log)
     sock = Path(socket) if socket else rdir / "engine.sock"
     endpoint = Endpoint(f"unix:{sock.absolute()}", None, "started by recast-bridge")
     deadline = time.monotonic() + timeout
@@ -160,16 +200,39 @@ def start_daemon(
     raise Unavailable(f"recast-engine serve did not become ready in {timeout:.0f} s; see {log_path}")
 
 
+def open_channel(endpoint: Endpoint, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+    """A channel that sends the endpoint's token with every call.
+
+    Over TLS when the endpoint has a CA; otherwise a token goes only over local TCP credentials,
+    which gRPC itself refuses to use with a peer that is not on this machine.
+    """
+    import grpc
+
+    opts = list(options)
+    if endpoint.tls_ca is not None:
+        try:
+            ca = endpoint.tls_ca.read_bytes()
+        except OSError as exc:
+            raise InvalidArgument(f"tls_ca: cannot read {endpoint.tls_ca} ({exc.strerror})") from None
+        creds = grpc.ssl_channel_credentials(root_certificates=ca)
+    elif endpoint.token:
+        creds = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    else:
+        return grpc.insecure_channel(endpoint.target, options=opts)
+    if endpoint.token:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(endpoint.token))
+    return grpc.secure_channel(endpoint.target, creds, options=opts)
+
+
 def pipeline_serving(endpoint: Endpoint, timeout: float = 2.0) -> bool:
     """grpc.health.v1 says the `pipeline` entry is SERVING (models loaded)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    channel = grpc.insecure_channel(endpoint.target)
+    channel = open_channel(endpoint)
     try:
-        md = [("authorization", f"Bearer {endpoint.token}")] if endpoint.token else None
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="pipeline"), timeout=timeout, metadata=md
+            health_pb2.HealthCheckRequest(service="pipeline"), timeout=timeout
         )
         return reply.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:

@@ -8,9 +8,11 @@ in one place keeps the "never write over anything" rule in one place too.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from plugin_bridge.client import EXPORT_FORMATS, RecastClient
-from plugin_bridge.errors import Cancelled, InvalidArgument
+from plugin_bridge.errors import Cancelled, InvalidArgument, PermissionDenied, ResourceExhausted
+from plugin_bridge.sequence import MAX_SEQUENCE_IMAGES
 from protos.recast.v1 import engine_pb2 as pb
 
 EDITS_FOLDER = "recast_edits"
@@ -72,21 +75,26 @@ class EditResult:
 
 def check_spec(spec: EditSpec) -> None:
     """Cheap local checks, so a typo is reported before anything is copied into the daemon."""
-    sources = list(spec.source) if isinstance(spec.source, (list, tuple)) else [spec.source]
+    sequence = isinstance(spec.source, (list, tuple))
+    sources = list(spec.source) if sequence else [spec.source]
     if not sources:
         raise InvalidArgument("source: the image sequence is empty")
-    for name, path in [("source", p) for p in sources] + [("target_image", spec.target_image)]:
-        if not Path(path).is_file():
-            raise InvalidArgument(f"{name}: {path} does not exist or is not a file")
-    if isinstance(spec.source, (list, tuple)) and (spec.end_frame or 0) > len(sources):
-        raise InvalidArgument(f"end_frame: {spec.end_frame} is past the sequence's {len(sources)} images")
-    for name in ("source_prompt", "target_prompt"):
-        if not str(getattr(spec, name) or "").strip():
-            raise InvalidArgument(f"{name}: must not be empty")
+    if len(sources) > MAX_SEQUENCE_IMAGES:
+        raise InvalidArgument(f"source: {len(sources)} images; a sequence may have at most {MAX_SEQUENCE_IMAGES}")
     if spec.start_frame < 0 or spec.end_frame < 0 or (spec.end_frame and spec.end_frame <= spec.start_frame):
         raise InvalidArgument(
             f"start_frame: [{spec.start_frame}, {spec.end_frame}) is not a frame range (end exclusive, 0 = to the end)"
         )
+    if sequence and (spec.end_frame > len(sources) or spec.start_frame >= len(sources)):
+        raise InvalidArgument(f"end_frame: [{spec.start_frame}, {spec.end_frame}) is past the sequence's "
+                              f"{len(sources)} images")
+    used = sources[spec.start_frame:spec.end_frame or None] if sequence else sources
+    for name, path in [("source", p) for p in used] + [("target_image", spec.target_image)]:
+        if not Path(path).is_file():
+            raise InvalidArgument(f"{name}: {path} does not exist or is not a file")
+    for name in ("source_prompt", "target_prompt"):
+        if not str(getattr(spec, name) or "").strip():
+            raise InvalidArgument(f"{name}: must not be empty")
     if spec.output_format not in EXPORT_FORMATS:
         raise InvalidArgument(f"output.format: {spec.output_format!r} is not one of {', '.join(EXPORT_FORMATS)}")
     if spec.output_dir is not None:
@@ -97,27 +105,68 @@ def check_spec(spec: EditSpec) -> None:
             raise InvalidArgument(f"output.path: folder {out.parent} does not exist")
 
 
+def output_base(spec: EditSpec) -> Path:
+    """The folder the edit's new folder goes into."""
+    if spec.output_dir is not None:
+        return Path(spec.output_dir).absolute().parent
+    return spec.anchor.absolute().parent / EDITS_FOLDER
+
+
+def _write_error(field: str, folder: Path, exc: OSError) -> Exception:
+    kind = PermissionDenied if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else InvalidArgument
+    return kind(f"{field}: cannot write in {folder} ({exc.strerror}); make it writable, or choose another "
+                "folder (--media-dir, output.path)")
+
+
+def probe_writable(folder: Path, field: str) -> None:
+    """Create and remove a file in `folder` (or its nearest existing parent): a read-only media volume
+    fails now, in a second, and not after the render."""
+    while not folder.is_dir() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=".recast-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise _write_error(field, folder, exc) from None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "clip"
 
 
 def new_folder(spec: EditSpec, start: int, end: int) -> Path:
     """Create (exclusively) the folder the edit writes into; never an existing one."""
-    if spec.output_dir is not None:
-        out = Path(spec.output_dir).absolute()
-        out.mkdir()  # FileExistsError if it appeared meanwhile: nothing is overwritten
-        return out
-    base = spec.anchor.absolute().parent / EDITS_FOLDER
-    base.mkdir(exist_ok=True)
-    stem = _slug(spec.name or spec.anchor.stem)
-    for n in range(1, 10000):
-        candidate = base / (f"{stem}_{start}-{end}" + (f"_{n}" if n > 1 else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
+    try:
+        if spec.output_dir is not None:
+            out = Path(spec.output_dir).absolute()
+            out.mkdir()  # FileExistsError if it appeared meanwhile: nothing is overwritten
+            return out
+        base = output_base(spec)
+        base.mkdir(exist_ok=True)
+        stem = _slug(spec.name or spec.anchor.stem)
+        for n in range(1, 10000):
+            candidate = base / (f"{stem}_{start}-{end}" + (f"_{n}" if n > 1 else ""))
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except FileExistsError:
+        raise InvalidArgument(f"output.path: {spec.output_dir} appeared meanwhile; choose a new folder") from None
+    except OSError as exc:
+        raise _write_error("output.path", output_base(spec), exc) from None
     raise InvalidArgument(f"output.path: too many edits of {stem} in {base}")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Undo `new_folder` after a failed edit: the folder, and recast_edits too when it is left empty."""
+    try:
+        folder.rmdir()  # only if empty: nothing an export or the user put there is touched
+        if folder.parent.name == EDITS_FOLDER:
+            folder.parent.rmdir()
+    except OSError:
+        pass
 
 
 def run_edit(
@@ -133,11 +182,16 @@ def run_edit(
     job exists, cancels it as soon as it does.
     """
     check_spec(spec)
+    probe_writable(output_base(spec), "output.path")  # before anything is imported or rendered
     offset = 0  # an image sequence is packed from start_frame on: its clip frames are shifted
     if isinstance(spec.source, (list, tuple)):
         from plugin_bridge.sequence import packed_movie
 
         images = list(spec.source)[spec.start_frame:spec.end_frame or None]
+        limit = client.info().limits.max_clip_frames
+        if limit and len(images) > limit:
+            raise ResourceExhausted(f"end_frame: {len(images)} images exceed the daemon's limit of {limit} frames "
+                                    "per clip; edit a shorter range")
         with packed_movie(images, spec.fps or 24.0) as movie:
             source = client.add_media(movie)  # the daemon keeps its own copy; the temp file goes
         clip = client.create_clip(source.asset_id, 0, 0)
@@ -147,31 +201,27 @@ def run_edit(
         if source.kind not in (pb.ASSET_KIND_VIDEO, pb.ASSET_KIND_IMAGE):
             raise InvalidArgument(f"source: {spec.source} is not a video or an image")
         clip = client.create_clip(source.asset_id, spec.start_frame, spec.end_frame)
-    target = client.add_media(spec.target_image)
-    if target.kind != pb.ASSET_KIND_IMAGE:
-        raise InvalidArgument(f"target_image: {spec.target_image} is not an image (PNG or JPEG)")
-    job = client.create_render_job(clip.clip_id, spec.source_prompt, spec.target_prompt, target.asset_id,
-                                   spec.settings)
-    if on_job is not None:
-        on_job(job)
-    if cancel is not None and cancel.is_set():
-        client.cancel(job.job_id)
-    client.wait(job.job_id, on_event=on_event)
-    if cancel is not None and cancel.is_set():  # finished in the same instant the host cancelled
-        raise Cancelled(f"job {job.job_id} was cancelled")
-
-    folder = new_folder(spec, offset + clip.start_frame, offset + clip.end_frame)
+    folder = new_folder(spec, offset + clip.start_frame, offset + clip.end_frame)  # before the job is queued
     try:
+        target = client.add_media(spec.target_image)
+        if target.kind != pb.ASSET_KIND_IMAGE:
+            raise InvalidArgument(f"target_image: {spec.target_image} is not an image (PNG or JPEG)")
+        job = client.create_render_job(clip.clip_id, spec.source_prompt, spec.target_prompt, target.asset_id,
+                                       spec.settings)
+        if on_job is not None:
+            on_job(job)
+        if cancel is not None and cancel.is_set():
+            client.cancel(job.job_id)
+        client.wait(job.job_id, on_event=on_event)
+        if cancel is not None and cancel.is_set():  # finished in the same instant the host cancelled
+            raise Cancelled(f"job {job.job_id} was cancelled")
         if spec.output_format == "png":
             media = folder / "frames"
         else:
             media = folder / f"{_slug(spec.name or spec.anchor.stem)}_recast.mp4"
         exported = client.export(job.job_id, media, spec.output_format, fps=clip.fps)
     except BaseException:
-        try:
-            folder.rmdir()  # only if still empty
-        except OSError:
-            pass
+        _remove_if_empty(folder)
         raise
     files = sorted(os.listdir(media)) if spec.output_format == "png" else [media.name]
     result = EditResult(

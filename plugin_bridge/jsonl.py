@@ -41,6 +41,9 @@ def info_fields(info: pb.EngineInfo) -> dict:
         "active_model": next((m.name for m in info.models if m.active), ""),
         "pipeline_ready": info.pipeline_ready,
         "queued_jobs": info.queued_jobs,
+        "model_loaded": info.model_loaded,  # false after an idle unload: the next job loads it again
+        "keep_alive_seconds": info.keep_alive_seconds,
+        "idle_exit_seconds": info.idle_exit_seconds,  # 0: the daemon stays up
     }
 
 

@@ -17,6 +17,10 @@ from pathlib import Path
 
 from plugin_bridge.errors import InvalidArgument
 
+# An image sequence longer than this (69 minutes at 24 fps) is a crafted or broken timeline: listing
+# its files alone would exhaust memory. Edits use only their frame range, and the daemon caps that.
+MAX_SEQUENCE_IMAGES = 100_000
+
 
 def _read(path: Path):  # noqa: ANN202 - an RGB uint8 array
     import cv2

@@ -130,9 +130,10 @@ def test_discovery_order(tmp_path, monkeypatch):
     assert discovery.runtime_dir() == rdir
     assert [c.target for c in discovery.candidates()] == [f"unix:{rdir / 'engine.sock'}"]
 
-    rdir.mkdir()
+    rdir.mkdir(mode=0o700)  # trusted: the user's own and private
     token = rdir / "engine.token"
     token.write_text("s3cret-token-of-some-length\n")
+    token.chmod(0o600)
     (rdir / "engine.json").write_text(json.dumps({"pid": 1, "socket": "/x/engine.sock", "tcp": "127.0.0.1:5055",
                                                   "token_file": str(token), "version": "0"}))
     found = discovery.candidates()

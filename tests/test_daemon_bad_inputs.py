@@ -395,6 +395,7 @@ def _field_value(field, ids: list[str], folder: Path, depth: int):
             return st.one_of(
                 st.text(max_size=30).map(lambda n: str(folder / n.replace("/", "_").replace("\0", ""))),
                 st.text(max_size=40),
+                st.sampled_from(hostile_paths(folder)),
             )
         return st.text(max_size=300)
     if t == _T.TYPE_BYTES:
@@ -454,6 +455,28 @@ def _message(descriptor, ids: list[str], folder: Path, depth: int = 0):
     return build()
 
 
+def hostile_paths(folder: Path) -> list[str]:
+    """Paths whose OS errors must map to documented codes: too long (a name, the whole path),
+    looping symbolic links, a file used as a folder, unreadable (chmod 000; root still reads),
+    and a folder the kernel refuses to write in whatever access() says (sysfs)."""
+    return [
+        str(folder / ("n" * 300 + ".mp4")),
+        str(folder / "/".join(["d" * 200] * 25) / "x.mp4"),
+        str(folder / "loop"),
+        str(folder / "loop" / "x.mp4"),
+        str(folder / "source.mp4" / "x.mp4"),
+        str(folder / "locked.mp4"),
+        "/sys/kernel/recast.mp4",
+    ]
+
+
+def _make_hostile_paths(folder: Path) -> None:
+    os.symlink(folder / "loop", folder / "loop")
+    locked = folder / "locked.mp4"
+    locked.write_bytes((folder / "source.mp4").read_bytes())
+    locked.chmod(0)
+
+
 @pytest.fixture(scope="module")
 def fuzz_daemon(tmp_path_factory):
     """A real daemon whose model cannot load: jobs fail at once instead of rendering random settings."""
@@ -461,6 +484,7 @@ def fuzz_daemon(tmp_path_factory):
     with InProcess(root / "no-such-model", root=root, limits=LIMITS) as d:
         folder = tmp_path_factory.mktemp("fuzz")
         clip, target, _ = setup_clip(d.stub, folder, n=3)
+        _make_hostile_paths(folder)
         job = d.stub.CreateMaskJob(mask_request(clip, target))
         assert kinds(watch_all(d.stub, job.job_id))[-1] == "failed"
         ids = [clip.clip_id, target.asset_id, clip.asset_id, job.job_id, ""]
@@ -491,6 +515,17 @@ def test_random_requests_never_unknown(fuzz_daemon, method_name):
 
     check()
     assert d.stub.GetEngineInfo(pb.GetEngineInfoRequest()).pid == os.getpid()  # still alive and answering
+
+
+def test_hostile_import_paths_have_documented_codes(fuzz_daemon):
+    d, _, folder = fuzz_daemon
+    for path in hostile_paths(folder):
+        if path.endswith("locked.mp4") and os.geteuid() == 0:
+            continue  # root reads it
+        with pytest.raises(grpc.RpcError) as exc:
+            d.stub.ImportAsset(pb.ImportAssetRequest(path=path), timeout=20)
+        assert exc.value.code() in (C.INVALID_ARGUMENT, C.PERMISSION_DENIED), (path, exc.value.details())
+        assert exc.value.details().startswith("path:"), exc.value.details()
 
 
 def test_pipeline_health_not_serving_without_a_model(fuzz_daemon):

@@ -56,13 +56,13 @@ def test_reattach_with_from_seq_misses_nothing(daemon, clip):
     )
     rest = watch_all(daemon.stub, job.job_id, from_seq=seen[-1].seq + 1)
     combined = seen + rest
-    assert [e.seq for e in combined] == list(range(1, len(combined) + 1))
+    assert [e.seq for e in combined] == sorted({e.seq for e in combined})
     assert kinds(combined)[-1] == "finished"
-    # a full replay is identical, except that a finished job's previews no longer carry pictures
-    for e in combined:
-        if e.HasField("preview"):
-            e.preview.ClearField("image")
-    assert combined == watch_all(daemon.stub, job.job_id)
+    # a full replay is identical, except that a finished job's previews are gone (a stream that fell
+    # behind the job's end never saw them either: only previews may be missing from `combined`)
+    replay = watch_all(daemon.stub, job.job_id)
+    assert [e for e in combined if not e.HasField("preview")] == replay
+    assert "preview" not in kinds(replay)
     # asking past the end of a finished job returns at once
     assert watch_all(daemon.stub, job.job_id, from_seq=combined[-1].seq + 1, timeout=10) == []
 
@@ -137,7 +137,8 @@ def test_eight_clients_at_once(daemon, clip):
     for _job, events in results.values():
         assert kinds(events)[0] == "queued" and kinds(events)[-1] == "finished"
         assert set(kinds(events)[: kinds(events).index("started")]) == {"queued"}
-        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        held = [e for e in events if not e.HasField("preview")]  # previews are dropped when a job ends
+        assert held == watch_all(daemon.stub, events[0].job_id)
     # queue order: jobs ran one at a time, in the order they were accepted
     listed = daemon.stub.ListJobs(pb.ListJobsRequest(clip_id=clip_msg.clip_id, limit=8)).jobs[::-1]
     assert {j.job_id for j in listed} == {j.job_id for j in jobs}

@@ -94,12 +94,30 @@ def test_runtime_dir_is_private_and_checked(tmp_path, monkeypatch):
     path = security.runtime_dir()
     assert path == tmp_path / "recast" and stat.S_IMODE(os.stat(path).st_mode) == 0o700
     os.chmod(path, 0o755)
-    security.ensure_private_dir(path)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    with pytest.raises(security.SecurityError, match="open to other users"):
+        security.ensure_private_dir(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o755  # refused, never chmodded
     link = tmp_path / "link"
     link.symlink_to(path)
     with pytest.raises(security.SecurityError, match="link"):
         security.ensure_private_dir(link)
+
+
+@pytest.mark.parametrize("field", ["socket", "data_dir", "runtime_dir"])
+def test_existing_shared_folders_are_refused_not_chmodded(tiny_model_dir, root, field):
+    """`--socket ~/x.sock` must not take group and other access off the user's home."""
+    home = root / "home"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    places = {"socket": {"socket_path": home / "x.sock"}, "data_dir": {"data_dir": home},
+              "runtime_dir": {"runtime_dir": home, "socket_path": home / "s.sock"}}[field]
+    config = _config(root, tiny_model_dir)
+    for name, value in places.items():
+        setattr(config, name, value)
+    with pytest.raises(security.SecurityError, match=rf"{field}: {home} is open to other users"):
+        Daemon(config).start()
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o755
+    assert not (home / "x.sock").exists() and not (home / "s.sock").exists()
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,13 @@
 """Finding the user's engine daemon, or starting one (and stopping it again if we started it).
 
-Discovery follows the daemon's convention (protos/recast/v1/engine.proto): it writes
-$XDG_RUNTIME_DIR/recast/engine.json with its socket path; the socket's 0700 folder is the
-authentication. All methods block, so the controller runs them on a worker thread.
+Discovery is the bridge's own (plugin_bridge.discovery), so the studio and every plugin reach the
+same daemon: RECAST_ENGINE_* variables, then the runtime folder's engine.json and default socket,
+trusted only when the folder is the user's and 0700. A TCP daemon is reached with its token over
+loopback or TLS (`tls_ca`). All methods block, so the controller runs them on a worker thread.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -20,6 +20,9 @@ from pathlib import Path
 import grpc
 
 from desktop.client.errors import StudioError
+from plugin_bridge import discovery
+from plugin_bridge.discovery import Endpoint
+from plugin_bridge.private_files import check_private_dir, open_log
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 
@@ -28,8 +31,8 @@ _OPTIONS = [("grpc.max_receive_message_length", _MESSAGE), ("grpc.max_send_messa
 
 
 def default_runtime_dir() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(base) / "recast" if base else Path(f"/tmp/recast-{os.getuid()}")
+    """$RECAST_RUNTIME_DIR, else $XDG_RUNTIME_DIR/recast, else /tmp/recast-UID (as the bridge)."""
+    return discovery.runtime_dir()
 
 
 def default_log_path() -> Path:
@@ -50,6 +53,7 @@ class EngineOptions:
     start_timeout: float = 90.0
     extra_env: dict[str, str] = field(default_factory=dict)
     serve_args: list[str] = field(default_factory=list)  # more `serve` flags, e.g. ["--threads", "2"]
+    tls_ca: str = ""  # PEM CA of a TCP daemon with --tls-cert (else $RECAST_ENGINE_TLS_CA)
 
 
 @dataclass
@@ -79,8 +83,8 @@ class Engine:
                 p.wait(5)
 
 
-def _open(address: str, timeout: float) -> tuple[grpc.Channel, pb_grpc.EngineStub, pb.EngineInfo]:
-    channel = grpc.insecure_channel(address, options=_OPTIONS)
+def _open(endpoint: Endpoint, timeout: float) -> tuple[grpc.Channel, pb_grpc.EngineStub, pb.EngineInfo]:
+    channel = discovery.open_channel(endpoint, _OPTIONS)  # sends the token, over TLS when there is a CA
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         stub = pb_grpc.EngineStub(channel)
@@ -92,30 +96,19 @@ def _open(address: str, timeout: float) -> tuple[grpc.Channel, pb_grpc.EngineStu
 
 
 def discover(options: EngineOptions, timeout: float = 2.0) -> Engine | None:
-    """The running daemon named by the discovery file (or the default socket), if it answers."""
-    candidates: list[Path] = []
-    meta = options.runtime_dir / "engine.json"
-    try:
-        sock = json.loads(meta.read_text()).get("socket")
-        if sock:
-            candidates.append(Path(sock))
-    except (OSError, ValueError):
-        pass
-    default = options.runtime_dir / "engine.sock"
-    if default not in candidates:
-        candidates.append(default)
-    for sock in candidates:
-        if not sock.exists():
+    """The running daemon the bridge's discovery names (variables, engine.json, default socket), if it
+    answers. Raises plugin_bridge's UntrustedPath when the runtime folder is not the user's own."""
+    for endpoint in discovery.candidates(rdir=options.runtime_dir, tls_ca=options.tls_ca or None):
+        if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
             continue
-        address = f"unix:{sock}"
         try:
-            channel, stub, info = _open(address, timeout)
+            channel, stub, info = _open(endpoint, timeout)
         except (grpc.FutureTimeoutError, grpc.RpcError):
             continue
         if info.draining:  # shutting down: its successor will take over the socket
             channel.close()
             continue
-        return Engine(channel, stub, address, info)
+        return Engine(channel, stub, endpoint.target, info)
     return None
 
 
@@ -126,12 +119,15 @@ def serve_command(options: EngineOptions) -> list[str]:
     cmd += ["serve", "--runtime-dir", str(options.runtime_dir)]
     if options.model:
         cmd += ["--model", options.model]
+    if "--idle-exit" not in options.serve_args:  # started on demand: it exits once idle instead of lingering
+        cmd += ["--idle-exit", str(discovery.ON_DEMAND_IDLE_EXIT)]
     return cmd + list(options.serve_args)
 
 
 def start_daemon(options: EngineOptions, log_path: Path | None = None) -> Engine:
     """Spawn a daemon and wait until its socket answers (its models may still be loading)."""
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    check_private_dir(options.runtime_dir, create=True)  # never start into a folder another user owns
+    log = open_log(log_path) if log_path else subprocess.DEVNULL
     env = dict(os.environ, **options.extra_env)
     try:
         proc = subprocess.Popen(serve_command(options), stdout=log, stderr=log, env=env, start_new_session=True)
@@ -139,7 +135,7 @@ def start_daemon(options: EngineOptions, log_path: Path | None = None) -> Engine
         raise StudioError(f"Could not start the engine ({exc.strerror or exc}).") from None
     finally:
         if log_path:
-            log.close()
+            os.close(log)
     deadline = time.monotonic() + options.start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -6,7 +6,9 @@ user's original file. Why probe headers only: limits are enforced before anythin
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 from engine.daemon import media
 from engine.daemon.limits import Limits
 from engine.daemon.security import resolve_import_path
-from engine.daemon.status import DataLoss, NotFound
+from engine.daemon.status import DataLoss, NotFound, path_error
 from engine.daemon.storage import Row, Storage, new_id, now_ms
 from engine.errors import InputError
 from protos.recast.v1 import engine_pb2 as pb
@@ -23,6 +25,7 @@ from protos.recast.v1 import engine_pb2 as pb
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _ID = re.compile(r"^[0-9a-f]{1,64}$")
 _COPY_CHUNK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a path re-linked after it was checked is refused (ELOOP)
 
 
 def check_id(field: str, value: str) -> str:
@@ -84,22 +87,38 @@ class Assets:
         return self._register(digest, filename, header.size_bytes, "", info)
 
     def import_path(self, raw_path: str, private_roots: list[Path]) -> Row:
-        path = resolve_import_path(raw_path, private_roots)
-        size = path.stat().st_size
-        if size <= 0:
-            raise InputError("path", f"{path} is empty")
-        self.limits.check_asset_size("path", size)
-        info = self._probe(path, "path")  # refuse non-media before copying gigabytes
-        writer = self.storage.blobs.writer()
+        """Copy a local file into the store: opened once, and exactly the size its descriptor had
+        when opened is copied and probed, so a file that grows, or is replaced or re-linked while
+        it is imported, can neither slip past the limits nor swap what was checked."""
         try:
-            with open(path, "rb") as f:
-                while chunk := f.read(_COPY_CHUNK):
+            path = resolve_import_path(raw_path, private_roots)
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise path_error("path", exc) from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError("path", f"{path} is not a regular file")
+            if st.st_size <= 0:
+                raise InputError("path", f"{path} is empty")
+            self.limits.check_asset_size("path", st.st_size)
+            writer = self.storage.blobs.writer()
+            try:
+                left = st.st_size
+                while left:
+                    chunk = f.read(min(_COPY_CHUNK, left))
+                    if not chunk:
+                        raise InputError("path", f"{path} shrank while it was imported; import it once it is complete")
                     writer.write(chunk)
-            digest = writer.commit()
-        except BaseException:
-            writer.discard()
-            raise
-        row = self._register(digest, path.name, writer.size, str(path), info)
+                    left -= len(chunk)
+                info = self._probe(writer.staged_path(), "path")  # the copy, not the path, is what is stored
+                digest = writer.commit()
+            except BaseException as exc:
+                writer.discard()
+                if isinstance(exc, OSError):
+                    raise path_error("path", exc) from None
+                raise
+        row = self._register(digest, path.name, st.st_size, str(path), info)
         self.storage.db.execute("INSERT OR IGNORE INTO imported_paths VALUES (?,?)", (str(path), digest))
         return row
 
@@ -107,6 +126,7 @@ class Assets:
         info = media.probe(path, field)
         if info.kind == pb.ASSET_KIND_IMAGE:
             self.limits.check_image(field, info.width, info.height)
+            info = media.confirm_image(path, info, field)
         return info
 
     def _register(self, digest: str, filename: str, size: int, source_path: str, info: media.MediaInfo) -> Row:
@@ -216,8 +236,8 @@ class Clips:
         asset = self.assets.get(clip.asset_id)
         path = self.storage.blobs.path(asset.asset_id)
         if asset.kind == pb.ASSET_KIND_IMAGE:
-            return media.decode_rgb(self.storage.blobs.get(asset.asset_id), "asset")[None]
-        frames, _ = read_frames(path, clip.start_frame + start, clip.start_frame + end)
+            return media.decode_rgb(self.storage.blobs.get(asset.asset_id), "asset", (asset.height, asset.width))[None]
+        frames, _ = read_frames(path, clip.start_frame + start, clip.start_frame + end)  # checked per frame
         return frames
 
     def iter_frames(self, clip: Row, start: int = 0, end: int = 0) -> Iterator[tuple[int, np.ndarray]]:
@@ -225,10 +245,13 @@ class Clips:
         start, end = self.range(clip, start, end)
         asset = self.assets.get(clip.asset_id)
         if asset.kind == pb.ASSET_KIND_IMAGE:
-            yield 0, media.decode_rgb(self.storage.blobs.get(asset.asset_id), "asset")
+            yield 0, media.decode_rgb(self.storage.blobs.get(asset.asset_id), "asset", (asset.height, asset.width))
             return
         frames = media.iter_video_frames(
-            self.storage.blobs.path(asset.asset_id), clip.start_frame + start, clip.start_frame + end
+            self.storage.blobs.path(asset.asset_id),
+            clip.start_frame + start,
+            clip.start_frame + end,
+            (asset.height, asset.width),
         )
         yield from enumerate(frames, start)
 

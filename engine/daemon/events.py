@@ -3,8 +3,13 @@
 Why persist every event: a client that drops off mid-render (laptop lid, studio restart) must be
 able to re-attach with `from_seq` and get exactly the events it missed, even after a daemon restart.
 Result-frame events are stored without their pictures (those live once, as blobs in `job_results`)
-and are filled in when streamed. Preview pictures are kept only while their job runs: once it ends the
-results replace them, and a daemon that kept every preview of every job would grow without bound.
+and are filled in when streamed. Preview events live in a table of their own while their job runs and
+are dropped when it ends: the results replace them, a daemon that kept every preview of every job
+would grow without bound, and dropping them is one DELETE instead of a rewrite of the job's log.
+A Watch whose `from_seq` names a dropped preview continues at the next event held.
+
+Resuming a job starts a new attempt: the previous attempt's terminal event is marked `superseded`
+and no longer streamed, so only the current attempt's terminal event ends a Watch.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class EventLog:
         message,  # noqa: ANN001 - one of the JobEvent oneof message types
         also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> pb.JobEvent:
-        """Stores one event; `also` runs first in the same transaction (a state change, a new job)."""
+        """Stores one event; `also` runs first in the same transaction (a state change, a new job).
+        Previews go to their own table (see the module's docstring)."""
         with self._cond:
             with self._db.transaction() as conn:
                 if also is not None:  # first: it may create the job row or fill in `message`
@@ -44,23 +50,27 @@ class EventLog:
                 seq = int(row["last_seq"]) + 1
                 event = pb.JobEvent(seq=seq, job_id=job_id, time_unix_ms=now_ms())
                 getattr(event, field).CopyFrom(message)
-                conn.execute("INSERT INTO events VALUES (?,?,?)", (job_id, seq, event.SerializeToString()))
+                table = "previews" if field == "preview" else "events"
+                conn.execute(f"INSERT INTO {table} (job_id, seq, payload) VALUES (?,?,?)",
+                             (job_id, seq, event.SerializeToString()))
                 conn.execute("UPDATE jobs SET last_seq=? WHERE job_id=?", (seq, job_id))
             self._last[job_id] = seq
             self._cond.notify_all()
         return event
 
     @staticmethod
-    def strip_preview_images(conn: sqlite3.Connection, job_id: str) -> None:
-        """Clears the pictures of a job's stored preview events (the events and their seqs stay).
-        Runs inside the transaction that ends the job."""
-        rows = conn.execute("SELECT seq, payload FROM events WHERE job_id=?", (job_id,)).fetchall()
-        for row in rows:
-            event = pb.JobEvent.FromString(row["payload"])
-            if event.WhichOneof("event") == "preview" and event.preview.HasField("image"):
-                event.preview.ClearField("image")
-                conn.execute("UPDATE events SET payload=? WHERE job_id=? AND seq=?",
-                             (event.SerializeToString(), job_id, row["seq"]))
+    def drop_previews(conn: sqlite3.Connection, job_id: str) -> None:
+        """Runs inside the transaction that ends the job."""
+        conn.execute("DELETE FROM previews WHERE job_id=?", (job_id,))
+
+    @staticmethod
+    def supersede_last(conn: sqlite3.Connection, job_id: str) -> None:
+        """Marks the job's newest event, the terminal event of an ended attempt, as superseded.
+        Runs inside the transaction that resumes the job, before its new `queued` event."""
+        conn.execute(
+            "UPDATE events SET superseded=1 WHERE job_id=? AND seq=(SELECT last_seq FROM jobs WHERE job_id=?)",
+            (job_id, job_id),
+        )
 
     def last_seq(self, job_id: str) -> int:
         with self._cond:
@@ -70,10 +80,13 @@ class EventLog:
             return self._last[job_id]
 
     def read(self, job_id: str, from_seq: int, limit: int = 32) -> list[pb.JobEvent]:
-        """Stored events with seq ≥ from_seq, oldest first, at most `limit` (bounded memory)."""
+        """Held events with seq ≥ from_seq, oldest first, at most `limit` (bounded memory); previews
+        of a running job included, superseded terminal events left out."""
+        start = max(1, from_seq)
         rows = self._db.query(
-            "SELECT payload FROM events WHERE job_id=? AND seq>=? ORDER BY seq LIMIT ?",
-            (job_id, max(1, from_seq), limit),
+            "SELECT seq, payload FROM events WHERE job_id=? AND seq>=? AND superseded=0 "
+            "UNION ALL SELECT seq, payload FROM previews WHERE job_id=? AND seq>=? ORDER BY seq LIMIT ?",
+            (job_id, start, job_id, start, limit),
         )
         return [pb.JobEvent.FromString(r.payload) for r in rows]
 

@@ -4,10 +4,16 @@ Why one worker: a GPU (or a 2-core CPU) runs one diffusion job well and two badl
 in queue order keeps memory bounded and latency predictable. Why persistent: queued work survives a
 restart, and a job that was running when the daemon died becomes INTERRUPTED (resumable) instead of
 silently vanishing. Client disconnects never touch a job; only CancelJob does.
+
+Why the worker survives storage failures: with the only worker gone, the daemon would look healthy
+while every job stayed QUEUED forever. A failing store (disk full, I/O error, a lock held past the
+timeout) interrupts the running job (resumable), reports NOT_SERVING through `on_health`, and retries
+with a bounded exponential back-off until the store works again.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import threading
@@ -28,6 +34,9 @@ TERMINAL_STATES = frozenset(
     {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
 )
 RESUMABLE_STATES = frozenset({pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED})
+PROGRESS_INTERVAL = 0.2  # seconds between progress events (each one is an fsynced commit)
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0  # seconds the worker waits after a storage failure
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 class JobNotFound(Exception):
@@ -41,6 +50,11 @@ class WrongState(Exception):
 
 class Draining(Exception):
     """The daemon is shutting down: UNAVAILABLE."""
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """The daemon's own store failed (SQLite, a full, read-only or failing disk): not the job's fault."""
+    return isinstance(exc, sqlite3.Error) or (isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS)
 
 
 def status_name(exc: BaseException) -> str:
@@ -63,21 +77,23 @@ class RunContext:
         self.cancel = threading.Event()
         self._stage_start: dict[str, float] = {}
         self._last_progress = 0.0
+        self._last_stage = ""
         self._last_preview = 0.0
         self.first_preview_at: float | None = None
         self.started_at = time.monotonic()
         self.io_seconds = 0.0  # time the daemon spent recording events and results for this job
 
     def progress(self, stage: str, step: int, total: int) -> None:
-        """At most ~100 events/s (each is a durable write); a stage's first and last steps always."""
+        """About 5 events/s (each is a durable write under the store's lock); a change of stage and a
+        stage's last step are always kept."""
         now = time.monotonic()
         if step <= 1 or stage not in self._stage_start:
             self._stage_start[stage] = now
         start = self._stage_start[stage]
-        edge = step <= 1 or step >= total
-        if not edge and now - self._last_progress < 0.01:
+        keep = stage != self._last_stage or step >= total
+        if not keep and now - self._last_progress < PROGRESS_INTERVAL:
             return
-        self._last_progress = now
+        self._last_progress, self._last_stage = now, stage
         eta = (now - start) / (step - 1) * (total - step) if step > 1 and total >= step else -1.0
         self.manager.events.append(
             self.job.job_id,
@@ -106,9 +122,19 @@ Runner = Callable[[Row, Any, RunContext], dict]
 
 
 class JobManager:
-    """Queue bookkeeping in SQLite plus the worker thread."""
+    """Queue bookkeeping in SQLite plus the worker thread.
 
-    def __init__(self, storage: Storage, events: EventLog, limits: Limits, runners: dict[int, Runner]):
+    `on_health(ok)` is called from the worker when the store fails (False) and works again (True).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        events: EventLog,
+        limits: Limits,
+        runners: dict[int, Runner],
+        on_health: Callable[[bool], None] | None = None,
+    ):
         self.storage = storage
         self.db = storage.db
         self.events = events
@@ -120,20 +146,31 @@ class JobManager:
         self._running: RunContext | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._on_health = on_health or (lambda ok: None)
+        self._healthy = True
+        self._backoff = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------------
 
-    def recover(self) -> list[str]:
-        """Jobs RUNNING when the last daemon died become INTERRUPTED; returns their ids."""
+    def recover(self, reason: str = "the daemon stopped while the job ran") -> list[str]:
+        """Jobs RUNNING with no worker running them become INTERRUPTED; returns their ids. Call it
+        before the worker starts, or on the worker thread between jobs."""
         rows = self.db.query("SELECT job_id FROM jobs WHERE state=?", (pb.JOB_STATE_RUNNING,))
         for r in rows:
-            self._finish(
-                r.job_id,
-                pb.JOB_STATE_INTERRUPTED,
-                "interrupted",
-                pb.InterruptedEvent(reason="the daemon stopped while the job ran"),
-            )
+            self._interrupt(r.job_id, reason)
         return [r.job_id for r in rows]
+
+    def _interrupt(self, job_id: str, reason: str) -> None:
+        self._finish(job_id, pb.JOB_STATE_INTERRUPTED, "interrupted", pb.InterruptedEvent(reason=reason))
+
+    def _set_healthy(self, ok: bool) -> None:
+        if ok == self._healthy:
+            return
+        self._healthy = ok
+        if ok:
+            self._backoff = 0.0
+            log.warning("the job store works again; the worker takes jobs")
+        self._on_health(ok)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="recast-pipeline-worker", daemon=True)
@@ -208,6 +245,7 @@ class JobManager:
             msg.mask_request.ParseFromString(job.request)
         else:
             msg.render_request.ParseFromString(job.request)
+        msg.DiscardUnknownFields()  # rows stored before unknown fields were discarded on submit
         if job.state == pb.JOB_STATE_RUNNING:
             last = self.db.query_one(
                 "SELECT payload FROM events WHERE job_id=? ORDER BY seq DESC LIMIT 1", (job.job_id,)
@@ -307,6 +345,7 @@ class JobManager:
             if cur.rowcount != 1:
                 raise WrongState("job_id: the job changed state meanwhile; try again")
             conn.execute("DELETE FROM job_results WHERE job_id=?", (job_id,))
+            self.events.supersede_last(conn, job_id)  # a new attempt: the old end no longer ends a Watch
 
         self.events.append(job_id, "queued", queued_event, also=requeue)
         self._notify()
@@ -333,7 +372,7 @@ class JobManager:
             if conn.execute(sql, params).rowcount != 1:
                 changed[0] = False
                 raise _NoChange()
-            self.events.strip_preview_images(conn, job_id)
+            self.events.drop_previews(conn, job_id)
 
         try:
             self.events.append(job_id, field, message, also=update)
@@ -349,16 +388,32 @@ class JobManager:
         )
 
     def _loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._stop and (not self._ready.is_set() or self._next_job() is None):
-                    self._wake.wait(0.5)
-                if self._stop:
-                    return
-            job = self._next_job()
-            if job is None:
-                continue
-            self._run(job)
+        while not self._stop:
+            try:
+                if not self._healthy:
+                    self.recover("the daemon could not store the job's progress")  # left RUNNING by a failure
+                    if self._next_job() is None:
+                        self._set_healthy(True)  # the store answers, and no job waits to prove it
+                job = self._wait_for_job()
+                if job is not None:
+                    self._run(job)
+            except Exception as exc:  # a storage failure (or a bug): back off, report, retry; never die
+                self._backoff = min(max(2 * self._backoff, BACKOFF_MIN), BACKOFF_MAX)
+                log.error("the worker failed (%s: %s); it retries in %.1f s",
+                          type(exc).__name__, exc, self._backoff, exc_info=not storage_failure(exc))
+                self._set_healthy(False)
+                with self._wake:
+                    self._wake.wait_for(lambda: self._stop, self._backoff)
+
+    def _wait_for_job(self) -> Row | None:
+        """The next QUEUED job once the pipeline is ready; None when the worker is told to stop."""
+        with self._wake:
+            while not self._stop:
+                job = self._next_job() if self._ready.is_set() else None
+                if job is not None:
+                    return job
+                self._wake.wait(0.5)
+        return None
 
     def _run(self, job: Row) -> None:
         ctx = RunContext(self, job)
@@ -379,6 +434,7 @@ class JobManager:
             except _NoChange:
                 return  # cancelled between the pick and now
             self._running = ctx
+        self._set_healthy(True)  # a state change committed: the store works
         self._announce_positions()
         log.info("job %s (%s) started", job.job_id, pb.JobKind.Name(job.kind))
         t0 = time.monotonic()
@@ -397,6 +453,9 @@ class JobManager:
             else:
                 self._finish(job.job_id, pb.JOB_STATE_CANCELLED, "cancelled", pb.CancelledEvent())
         except Exception as exc:  # a failed job must never take the worker down
+            if storage_failure(exc):  # resumable once the store works; the loop backs off
+                self._interrupt(job.job_id, f"the daemon could not store the job's work: {exc}")
+                raise
             code = status_name(exc)
             text = str(exc) if isinstance(exc, RecastError) else f"{type(exc).__name__}: {exc}"
             if code == "INTERNAL":

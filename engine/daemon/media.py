@@ -51,9 +51,28 @@ def probe(path: Path, field: str) -> MediaInfo:
     return MediaInfo(pb.ASSET_KIND_VIDEO, w, h, count, fps)
 
 
-def iter_video_frames(path: Path, start: int, end: int) -> Iterator[np.ndarray]:
-    """RGB frames [start, end), one at a time: the same decoding the CLI uses."""
-    return video_io.iter_frames(path, start, end)
+def confirm_image(path: Path, info: MediaInfo, field: str) -> MediaInfo:
+    """Decode an image once (after its header passed the limits) and keep the size it decodes to.
+
+    Why: decoders apply EXIF orientation that the header does not show (a 64x48 phone JPEG turned
+    sideways decodes to 48x64), and every later decode is checked against the registered size.
+    A decode with another pixel count than the header's is a damaged or crafted file.
+    """
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(field, "is not an image OpenCV can decode (use PNG or JPEG)")
+    h, w = img.shape[:2]
+    if w * h != info.width * info.height:
+        raise InputError(
+            field, f"decodes to {w}x{h} but its header says {info.width}x{info.height}; the file is damaged or crafted"
+        )
+    return MediaInfo(info.kind, w, h, info.frame_count, info.fps)
+
+
+def iter_video_frames(path: Path, start: int, end: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """RGB frames [start, end), one at a time, each checked to be `size` (height, width): the same
+    decoding the CLI uses."""
+    return video_io.iter_frames(path, start, end, size)
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -72,10 +91,15 @@ def encode_jpeg(array: np.ndarray, quality: int = 85) -> bytes:
     return buf.tobytes()
 
 
-def decode_rgb(data: bytes, field: str) -> np.ndarray:
+def decode_rgb(data: bytes, field: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """PNG or JPEG bytes → RGB; with `size` (height, width) the picture must decode to exactly that."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise InputError(field, "is not a readable image (PNG or JPEG)")
+    if size is not None and img.shape[:2] != tuple(size):
+        raise InputError(
+            field, f"decodes to {img.shape[1]}x{img.shape[0]}, not the registered {size[1]}x{size[0]}; import it again"
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -89,6 +113,8 @@ def decode_mask(data: bytes, width: int, height: int, field: str) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise InputError(field, "is not a readable image (PNG)")
+    if img.shape != (height, width):  # e.g. an EXIF orientation the header does not show
+        raise InputError(field, f"decodes to {img.shape[1]}x{img.shape[0]}; masks must be {width}x{height}")
     return np.where(img > 127, 255, 0).astype(np.uint8)
 
 

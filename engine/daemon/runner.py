@@ -2,17 +2,22 @@
 
 Why a separate module: the servicer validates and queues, the job manager orders and records, and
 this translates one stored request into `RecastPipeline` calls and their results into blobs and
-events. The pipeline is loaded once, in the background, so the daemon answers (and reports
-`pipeline` NOT_SERVING) while models load.
+events. The pipeline is loaded first in the background, so the daemon answers (and reports
+`pipeline` NOT_SERVING) while models load; after an idle keep-alive it is unloaded, and the next
+job loads it again. Each job's finished stages and windows go to a checkpoint folder of its own as
+the job runs, so a resumed job continues after them; the folder goes when the job succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
+import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +70,8 @@ def settings_from_proto(msg: pb.EditSettings):  # noqa: ANN201 - engine.settings
 
 
 class PipelineHost:
-    """Holds the one pipeline instance; loads it on a background thread."""
+    """Holds the one pipeline instance: loads it on a background thread at start, unloads it after
+    `keep_alive` idle seconds (0: never), and loads it again on the worker for the next job."""
 
     # diffusers/accelerate patch torch globally while they build models on the meta device, so two
     # loads overlapping in one process (several daemons in a test run) corrupt each other.
@@ -78,16 +84,26 @@ class PipelineHost:
         cache_dir: Path | None = None,
         threads: int | None = None,
         limits: Any = None,
+        keep_alive: float = 0.0,
+        cache_max_bytes: int | None = None,
     ):
         self.model = model
         self.requested_device = device
         self.cache_dir = cache_dir
+        self.cache_max_bytes = cache_max_bytes
         self.threads = threads
         self.limits = limits  # engine.settings.Limits matching the daemon's, so both refuse the same
+        self.keep_alive = keep_alive
         self._previous_threads: int | None = None
         self.pipe: Any = None
         self.error: str = ""
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # the first load ended (loaded or failed)
+        self.loaded_once = False
+        self._device = ""
+        self._native_size = 0
+        self._lock = threading.Lock()  # pipe, _users and _last_used between the worker and unload_if_idle
+        self._users = 0
+        self._last_used = time.monotonic()
 
     @property
     def model_name(self) -> str:
@@ -95,24 +111,32 @@ class PipelineHost:
 
     @property
     def device(self) -> str:
-        dev = getattr(getattr(self.pipe, "model", None), "device", None)
-        return str(dev) if dev is not None else (self.requested_device or "cpu")
+        return self._device or self.requested_device or "cpu"
 
     @property
     def native_size(self) -> int:
-        size = getattr(getattr(self.pipe, "model", None), "native_size", 0)
-        return int(size) if isinstance(size, int) else 0
+        return self._native_size
+
+    def _build(self) -> Any:
+        from engine.pipeline import RecastPipeline
+
+        self.apply_threads()
+        with PipelineHost._load_lock:
+            pipe = RecastPipeline.from_pretrained(
+                self.model, device=self.requested_device, cache_dir=self.cache_dir, limits=self.limits,
+                cache_max_bytes=self.cache_max_bytes,
+            )
+        size = getattr(pipe.model, "native_size", 0)
+        self._device, self._native_size = str(pipe.model.device), size if isinstance(size, int) else 0
+        self.loaded_once = True
+        self._last_used = time.monotonic()
+        return pipe
 
     def load(self, on_done: Callable[[bool], None]) -> threading.Thread:
         def work() -> None:
             try:
-                from engine.pipeline import RecastPipeline
-
-                self.apply_threads()
-                with PipelineHost._load_lock:
-                    self.pipe = RecastPipeline.from_pretrained(
-                        self.model, device=self.requested_device, cache_dir=self.cache_dir, limits=self.limits
-                    )
+                with self._lock:
+                    self.pipe = self._build()
             except Exception as exc:  # reported through health, EngineInfo and every job
                 log.exception("loading the pipeline failed")
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -152,10 +176,52 @@ class PipelineHost:
             torch.set_num_threads(self._previous_threads)
             self._previous_threads = None
 
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Any]:
+        """The pipeline for one job, loaded again here if it was unloaded after idle; it is not
+        unloaded while in use, and its keep-alive counts from the end of the job."""
+        with self._lock:
+            self._users += 1
+            try:
+                if self.pipe is None and self.loaded_once:
+                    log.info("loading the pipeline again for a job")
+                    self.pipe = self._build()
+            except Exception as exc:
+                self._users -= 1
+                self.error = f"{type(exc).__name__}: {exc}"
+                raise ModelError(f"model {self.model_name!r} could not be loaded again: {self.error}") from exc
+        try:
+            yield self.get()
+        finally:
+            with self._lock:
+                self._users -= 1
+                self._last_used = time.monotonic()
+
     def get(self) -> Any:
-        if self.pipe is None:
+        pipe = self.pipe
+        if pipe is None:
             raise ModelError(f"model {self.model_name!r} could not be loaded: {self.error or 'not loaded yet'}")
-        return self.pipe
+        return pipe
+
+    def unload_if_idle(self) -> bool:
+        """Drops the pipeline when no job used it for `keep_alive` seconds; frees the CUDA cache on cuda.
+        Never waits: a job loading it holds the lock, and then it is not idle (a running one counts in
+        `_users`)."""
+        if self.keep_alive <= 0 or self.pipe is None or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._users or self.pipe is None or time.monotonic() - self._last_used < self.keep_alive:
+                return False
+            self.pipe = None
+        finally:
+            self._lock.release()
+        gc.collect()
+        if self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+        log.info("unloaded the pipeline after %.0f s idle; the next job loads it again", self.keep_alive)
+        return True
 
 
 class Runners:
@@ -180,6 +246,32 @@ class Runners:
     def table(self) -> dict[int, Callable[[Row, Any, RunContext], dict]]:
         return {pb.JOB_KIND_MASK: self.mask, pb.JOB_KIND_RENDER: self.render}
 
+    # --- checkpoints: a job's finished stages and windows, for its resume ------------------------
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        return self.storage.root / "resume" / job_id
+
+    def _checkpoint(self, job_id: str) -> Any:
+        from engine.cache import TensorCache
+
+        return TensorCache(self.checkpoint_dir(job_id), max_bytes=1 << 62)  # one job's own: never evicted
+
+    def drop_checkpoint(self, job_id: str) -> None:
+        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+
+    def prune_checkpoints(self) -> int:
+        """Removes the checkpoints of jobs that are gone or can no longer be resumed; returns how many."""
+        from engine.daemon.jobs import RESUMABLE_STATES
+
+        root = self.storage.root / "resume"
+        removed = 0
+        for folder in root.iterdir() if root.is_dir() else ():
+            row = self.storage.db.query_one("SELECT state FROM jobs WHERE job_id=?", (folder.name,))
+            if row is None or row.state not in RESUMABLE_STATES | {pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING}:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
+
     def _inputs(self, req: Any) -> tuple[Row, np.ndarray, np.ndarray, Any]:
         clip = self.clips.get(req.clip_id)
         frames = self.clips.read_frames(clip)
@@ -187,7 +279,12 @@ class Runners:
         return clip, frames, target, settings_from_proto(req.settings)
 
     def mask(self, job: Row, req: pb.CreateMaskJobRequest, ctx: RunContext) -> dict:
-        pipe = self.host.get()
+        with self.host.use() as pipe:
+            outcome = self._mask(pipe, job, req, ctx)
+        self.drop_checkpoint(job.job_id)
+        return outcome
+
+    def _mask(self, pipe: Any, job: Row, req: pb.CreateMaskJobRequest, ctx: RunContext) -> dict:
         self.host.apply_threads()
         clip, frames, target, settings = self._inputs(req)
         before = dict(getattr(pipe, "timings", {}) or {})
@@ -199,6 +296,7 @@ class Runners:
             settings,
             progress=ctx.progress,
             cancel=ctx.cancel,
+            checkpoint=self._checkpoint(job.job_id),
         )
         masks = np.asarray(masks, dtype=np.uint8)
         after = dict(getattr(pipe, "timings", {}) or {})
@@ -211,7 +309,12 @@ class Runners:
         return {"mask_version": version, "frame_count": len(blobs), "timings": timings}
 
     def render(self, job: Row, req: pb.CreateRenderJobRequest, ctx: RunContext) -> dict:
-        pipe = self.host.get()
+        with self.host.use() as pipe:
+            outcome = self._render(pipe, job, req, ctx)
+        self.drop_checkpoint(job.job_id)
+        return outcome
+
+    def _render(self, pipe: Any, job: Row, req: pb.CreateRenderJobRequest, ctx: RunContext) -> dict:
         self.host.apply_threads()
         clip, frames, target, settings = self._inputs(req)
         user_masks = None
@@ -241,6 +344,7 @@ class Runners:
             cancel=ctx.cancel,
             on_preview=on_preview,
             on_frame=on_frame,
+            checkpoint=self._checkpoint(job.job_id),
         )
         out_frames = np.asarray(result.frames, np.uint8)
         out_masks = np.asarray(result.masks, np.uint8)

@@ -53,16 +53,27 @@ def data_dir() -> Path:
     return Path(base) / "recast" / "engine"
 
 
-def ensure_private_dir(path: Path) -> None:
-    """Creates `path` with mode 0700, or checks an existing one is ours and not a symlink."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+def ensure_private_dir(path: Path, field: str = "folder") -> None:
+    """Creates `path` with mode 0700, or checks that an existing one is ours, private and not a symlink.
+
+    An existing folder open to others is refused, never chmodded: it may be the user's home or a
+    shared folder whose access is not ours to change. `field` names the option that chose the folder.
+    """
+    try:
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+    except FileExistsError:
+        pass
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise SecurityError(f"{path} must be a real folder, not a link or file")
+        raise SecurityError(f"{field}: {path} must be a real folder, not a link or file")
     if st.st_uid != os.getuid():
-        raise SecurityError(f"{path} belongs to another user (uid {st.st_uid})")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+        raise SecurityError(f"{field}: {path} belongs to another user (uid {st.st_uid})")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise SecurityError(
+            f"{field}: {path} is open to other users (mode {mode:o}); Recast keeps sockets and data only in a "
+            f"private folder: choose another one, or run `chmod 700 {path}` if no one else needs it")
 
 
 # --- one daemon per user --------------------------------------------------------------------------
@@ -99,26 +110,49 @@ class InstanceLock:
 
 
 def load_or_create_token(path: Path) -> str:
-    """Reads the bearer token, refusing a file others can read; creates a fresh one if missing."""
+    """Reads the bearer token, or creates a fresh one if missing.
+
+    Refuses a token file in a folder everyone may write, a link (opened with O_NOFOLLOW), anything
+    but a regular file, another user's file, and a file others can read (fstat of the open file, so
+    what is checked is what is read).
+    """
+    if os.stat(path.parent).st_mode & stat.S_IWOTH:
+        raise SecurityError(f"token file {path} is in a folder everyone may write ({path.parent}); move it")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        st = os.stat(path)
-        if st.st_uid != os.getuid():
-            raise SecurityError(f"token file {path} belongs to another user") from None
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise SecurityError(
-                f"token file {path} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {path})"
-            ) from None
-        token = path.read_text().strip().splitlines()[0].strip() if path.read_text().strip() else ""
-        if len(token) < 16:
-            raise SecurityError(f"token file {path} holds no token of at least 16 characters") from None
-        return token
+        return _read_token(path)
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
         f.flush()
         os.fsync(f.fileno())
+    return token
+
+
+def _read_token(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # NONBLOCK: a FIFO never hangs
+    except OSError as exc:
+        if os.path.islink(path):
+            raise SecurityError(f"token file {path} is a symbolic link; name the file itself") from None
+        raise SecurityError(f"token file {path} cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SecurityError(f"token file {path} is not a regular file")
+        if st.st_uid != os.getuid():
+            raise SecurityError(f"token file {path} belongs to another user")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise SecurityError(
+                f"token file {path} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {path})"
+            )
+        lines = os.read(fd, 4096).decode(errors="replace").strip().splitlines()
+    finally:
+        os.close(fd)
+    token = lines[0].strip() if lines else ""
+    if len(token) < 16:
+        raise SecurityError(f"token file {path} holds no token of at least 16 characters")
     return token
 
 

@@ -21,9 +21,11 @@ from engine.daemon.assets import check_id
 from engine.daemon.events import TERMINAL_EVENTS
 from engine.daemon.export import export
 from engine.daemon.jobs import TERMINAL_STATES, Draining, WrongState
+from engine.daemon.retention import Freed, check_free_space
 from engine.daemon.runner import settings_from_proto
 from engine.daemon.security import PathRefused, is_local_peer
 from engine.daemon.status import streaming, unary
+from engine.daemon.streams import StreamSlots, received, sent
 from engine.errors import InputError, LimitError
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
@@ -37,6 +39,9 @@ class EngineServicer(pb_grpc.EngineServicer):
         self.d = daemon
         self._watch_limit = daemon.config.max_watch_streams
         self._watch_slots = threading.BoundedSemaphore(self._watch_limit)
+        self._upload_slots = StreamSlots("upload", daemon.config.max_upload_streams)
+        self._frame_slots = StreamSlots("frame", daemon.config.max_frame_streams)
+        self._idle = daemon.config.stream_idle_timeout
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -44,12 +49,17 @@ class EngineServicer(pb_grpc.EngineServicer):
         if self.d.draining:
             raise Draining("the daemon is shutting down; retry against the next one")
 
+    def _room(self, field: str) -> None:
+        """RESOURCE_EXHAUSTED before new bytes land on a disk that is nearly full."""
+        check_free_space(self.d.config.data_dir, 0, self.d.config.min_free_bytes, field)
+
     @staticmethod
     def _local_only(context: grpc.ServicerContext, what: str) -> None:
         if not is_local_peer(context.peer()):
             raise PathRefused("path", f"{what} by path is only allowed for clients on the daemon's machine")
 
     def _check_job_request(self, req: pb.CreateMaskJobRequest | pb.CreateRenderJobRequest) -> None:
+        req.DiscardUnknownFields()  # the request is stored and sent back by every GetJob and ListJobs
         self.d.clips.get(req.clip_id)
         self.d.limits.check_prompt("source_prompt", req.source_prompt)
         self.d.limits.check_prompt("target_prompt", req.target_prompt)
@@ -69,12 +79,16 @@ class EngineServicer(pb_grpc.EngineServicer):
     @unary
     def UploadAsset(self, request_iterator: Iterator[pb.UploadAssetRequest], context) -> pb.Asset:  # noqa: ANN001
         self._writable()
-        return self.d.assets.message(self.d.assets.upload(request_iterator))
+        self._room("upload")
+        with self._upload_slots.hold("header", context):
+            requests = received(context, request_iterator, self._idle, "chunk")
+            return self.d.assets.message(self.d.assets.upload(requests))
 
     @unary
     def ImportAsset(self, request: pb.ImportAssetRequest, context: grpc.ServicerContext) -> pb.Asset:
         self._writable()
         self._local_only(context, "import")
+        self._room("path")
         return self.d.assets.message(self.d.assets.import_path(request.path, self.d.private_roots()))
 
     @unary
@@ -94,10 +108,11 @@ class EngineServicer(pb_grpc.EngineServicer):
     @streaming
     def GetClipFrames(self, request: pb.GetClipFramesRequest, context: grpc.ServicerContext):  # noqa: ANN201
         clip = self.d.clips.get(request.clip_id)
-        for i, frame in self.d.clips.iter_frames(clip, request.start, request.end):
-            yield pb.FrameImage(frame_index=i, image=media.image_message(media.fit(frame, request.max_size)))
-            if not context.is_active():
-                return
+        with self._frame_slots.hold("clip_id", context):
+            frames = self.d.clips.iter_frames(clip, request.start, request.end)
+            replies = (pb.FrameImage(frame_index=i, image=media.image_message(media.fit(f, request.max_size)))
+                       for i, f in frames)
+            yield from sent(context, replies, self._idle)
 
     # --- jobs -------------------------------------------------------------------------------------
 
@@ -105,6 +120,7 @@ class EngineServicer(pb_grpc.EngineServicer):
     def CreateMaskJob(self, request: pb.CreateMaskJobRequest, context: grpc.ServicerContext) -> pb.Job:
         self._writable()
         self._check_job_request(request)
+        self._room("clip_id")
         row = self.d.jobs.submit(pb.JOB_KIND_MASK, request.clip_id, request.SerializeToString())
         return self.d.jobs.message(row)
 
@@ -112,6 +128,7 @@ class EngineServicer(pb_grpc.EngineServicer):
     def CreateRenderJob(self, request: pb.CreateRenderJobRequest, context: grpc.ServicerContext) -> pb.Job:
         self._writable()
         self._check_job_request(request)
+        self._room("clip_id")
         if request.use_latest_masks:
             if self.d.storage.latest_mask_version(request.clip_id) == 0:
                 raise WrongState("use_latest_masks: the clip has no mask versions yet; run a mask job first")
@@ -232,12 +249,16 @@ class EngineServicer(pb_grpc.EngineServicer):
             "ORDER BY frame_index",
             (request.job_id, start, end),
         )
-        for r in rows:
-            yield pb.ResultFrame(
+        replies = (
+            pb.ResultFrame(
                 frame_index=r.frame_index,
                 image=media.png_message(self.d.storage.blobs.get(r.frame_blob), clip.width, clip.height),
                 mask=media.png_message(self.d.storage.blobs.get(r.mask_blob), clip.width, clip.height),
             )
+            for r in rows
+        )
+        with self._frame_slots.hold("job_id", context):
+            yield from sent(context, replies, self._idle)
 
     # --- masks ------------------------------------------------------------------------------------
 
@@ -251,8 +272,10 @@ class EngineServicer(pb_grpc.EngineServicer):
     @streaming
     def GetMasks(self, request: pb.GetMasksRequest, context: grpc.ServicerContext):  # noqa: ANN201
         clip = self.d.clips.get(request.clip_id)
-        for i, data in self.d.masks.frames(request.clip_id, request.version, request.start, request.end):
-            yield pb.MaskFrame(frame_index=i, mask=media.png_message(data, clip.width, clip.height))
+        frames = self.d.masks.frames(request.clip_id, request.version, request.start, request.end)
+        replies = (pb.MaskFrame(frame_index=i, mask=media.png_message(d, clip.width, clip.height)) for i, d in frames)
+        with self._frame_slots.hold("clip_id", context):
+            yield from sent(context, replies, self._idle)
 
     @unary
     def SaveMaskVersion(self, request: pb.SaveMaskVersionRequest, context: grpc.ServicerContext) -> pb.MaskVersion:
@@ -270,6 +293,31 @@ class EngineServicer(pb_grpc.EngineServicer):
         clip = self.d.clips.get(job.clip_id)
         protected = self.d.assets.protected_paths()
         return export(self.d.storage, self.d.jobs, request, protected, self.d.private_roots(), clip.fps)
+
+    # --- deletion -----------------------------------------------------------------------------------
+
+    @unary
+    def DeleteJob(self, request: pb.DeleteJobRequest, context: grpc.ServicerContext) -> pb.DeleteResponse:
+        self._writable()
+        check_id("job_id", request.job_id)
+        return self._deleted(self.d.retention.delete_job(request.job_id))
+
+    @unary
+    def DeleteClip(self, request: pb.DeleteClipRequest, context: grpc.ServicerContext) -> pb.DeleteResponse:
+        self._writable()
+        check_id("clip_id", request.clip_id)
+        return self._deleted(self.d.retention.delete_clip(request.clip_id))
+
+    @unary
+    def DeleteAsset(self, request: pb.DeleteAssetRequest, context: grpc.ServicerContext) -> pb.DeleteResponse:
+        self._writable()
+        check_id("asset_id", request.asset_id)
+        return self._deleted(self.d.retention.delete_asset(request.asset_id))
+
+    def _deleted(self, freed: Freed) -> pb.DeleteResponse:
+        for job_id in freed.jobs:  # a deleted job can no longer be resumed
+            self.d.runners.drop_checkpoint(job_id)
+        return pb.DeleteResponse(blobs_deleted=freed.blobs, bytes_freed=freed.bytes)
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -316,6 +364,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-prompt-chars", type=int, default=d.max_prompt_chars)
     parser.add_argument("--max-queued-jobs", type=int, default=d.max_queued_jobs)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the pipeline (default: torch's)")
+    parser.add_argument(
+        "--keep-alive",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="unload the model after this many idle seconds; the next job loads it again (0: never; default 300)",
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="shut down after this many seconds without jobs, calls or streams (0: never, the default; "
+        "clients that start the daemon on demand pass 900)",
+    )
+    parser.add_argument("--min-free-gb", type=float, default=1.0,
+                        help="refuse new uploads, imports and jobs while the data folder's disk has less free (GiB)")
+    parser.add_argument("--cache-max-gb", type=float, default=None,
+                        help="tensor cache cap in GiB, least recently used out first "
+                             "(default: 10 GiB or 10%% of free disk, the smaller)")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -346,6 +414,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         limits=limits,
         torch_threads=args.threads,
+        min_free_bytes=int(args.min_free_gb * 1024**3),
+        cache_max_bytes=int(args.cache_max_gb * 1024**3) if args.cache_max_gb is not None else None,
+        keep_alive=args.keep_alive,
+        idle_exit=args.idle_exit,
     )
     stop = threading.Event()
 
@@ -362,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.5) and not daemon.exit_requested.is_set():
             pass
     finally:
         daemon.stop()

@@ -49,8 +49,12 @@ CREATE TABLE IF NOT EXISTS job_results (
     job_id TEXT NOT NULL, frame_index INTEGER NOT NULL, frame_blob TEXT NOT NULL,
     mask_blob TEXT NOT NULL, PRIMARY KEY (job_id, frame_index));
 CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (job_id, seq));
+CREATE TABLE IF NOT EXISTS previews (
     job_id TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (job_id, seq));
 """
+SCHEMA_VERSION = 1  # PRAGMA user_version of a database whose migrations have all run
 
 
 class BlobCorrupt(Exception):
@@ -64,6 +68,18 @@ def now_ms() -> int:
 def new_id() -> str:
     """Opaque, unguessable, sortable-enough ids for clips and jobs."""
     return f"{now_ms():x}{os.urandom(8).hex()}"
+
+
+def _file_sha256(path: Path) -> str | None:
+    """The sha256 of a file's bytes, read in chunks; None if it does not exist."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except FileNotFoundError:
+        return None
+    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -123,18 +139,41 @@ class BlobStore:
         self.root = root
         self.tmp_dir = root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._folders = threading.Lock()
+        # digest → when this process last stored it: a row naming it may not have committed yet
+        self._stored: dict[str, float] = {}
         for stale in self.tmp_dir.iterdir():  # leftovers of a crash: never referenced by the DB
             stale.unlink(missing_ok=True)
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
 
+    def intact(self, digest: str) -> bool:
+        """The blob exists and its bytes hash to its name."""
+        return _file_sha256(self.path(digest)) == digest
+
+    def stored_within(self, digest: str, seconds: float) -> bool:
+        """Whether this process stored `digest` (or found it already stored) in the last `seconds`."""
+        return time.monotonic() - self._stored.get(digest, float("-inf")) < seconds
+
+    def _note(self, digest: str) -> None:
+        now = time.monotonic()
+        with self._folders:
+            if len(self._stored) > 100_000:  # keep only what a pending row can still need
+                self._stored = {d: t for d, t in self._stored.items() if now - t < 3600}
+            self._stored[digest] = now
+
     def _install(self, tmp: Path, digest: str) -> None:
+        """Renames a fsynced temp file to its address; a corrupt blob already there is replaced."""
+        self._note(digest)
         final = self.path(digest)
-        if final.exists():
+        if self.intact(digest):
             tmp.unlink(missing_ok=True)
             return
-        final.parent.mkdir(exist_ok=True)
+        with self._folders:  # a second writer waits until the new folder's entry is durable too
+            if not final.parent.is_dir():
+                final.parent.mkdir()
+                _fsync_dir(self.root)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
@@ -143,7 +182,8 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if self.path(digest).exists():
+        if self.intact(digest):
+            self._note(digest)
             return digest
         w = self.writer()
         try:
@@ -181,9 +221,10 @@ class Database:
     ordering of commits (blob first, row second) easy to reason about.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, timeout: float = 30.0):
         self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        # timeout: how long a write waits for another connection's lock before it fails
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
@@ -191,18 +232,31 @@ class Database:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Brings a database written by an older daemon up to SCHEMA_VERSION, in one transaction."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            if version < 1:
+                _migrate_events_v1(conn)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception."""
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception, a failed COMMIT included (an open
+        transaction left behind would make every later BEGIN fail)."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL, I/O error)
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple = ()) -> list[Row]:
         with self._lock:
@@ -222,42 +276,42 @@ class Database:
             self._conn.close()
 
 
+def _migrate_events_v1(conn: sqlite3.Connection) -> None:
+    """Version 1: previews move out of `events` into `previews` (kept only while their job runs),
+    and an earlier attempt's terminal event is marked `superseded` (it no longer ends a Watch)."""
+    from engine.daemon.events import TERMINAL_EVENTS  # events builds on this module
+    from protos.recast.v1 import engine_pb2 as pb
+
+    if "superseded" not in {r["name"] for r in conn.execute("PRAGMA table_info(events)")}:
+        conn.execute("ALTER TABLE events ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0")
+    previews: list[tuple[str, int]] = []
+    superseded: list[tuple[str, int]] = []
+    open_terminal: dict[str, int] = {}  # job → its newest terminal event so far
+    for row in conn.execute("SELECT job_id, seq, payload FROM events ORDER BY job_id, seq").fetchall():
+        job, seq = row["job_id"], row["seq"]
+        kind = pb.JobEvent.FromString(row["payload"]).WhichOneof("event")
+        if kind == "preview":
+            previews.append((job, seq))
+            continue
+        if job in open_terminal:  # something followed that terminal event: the job was resumed
+            superseded.append((job, open_terminal.pop(job)))
+        if kind in TERMINAL_EVENTS:
+            open_terminal[job] = seq
+    conn.executemany("DELETE FROM events WHERE job_id=? AND seq=?", previews)
+    conn.executemany("UPDATE events SET superseded=1 WHERE job_id=? AND seq=?", superseded)
+
+
 class Storage:
     """The data folder: `engine.db` plus `blobs/`. Folder mode 0700: it holds the user's media."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, db_timeout: float = 30.0):
         self.root = root
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(root, 0o700)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)  # the daemon checks an existing one is private
         self.blobs = BlobStore(root / "blobs")
-        self.db = Database(root / "engine.db")
+        self.db = Database(root / "engine.db", timeout=db_timeout)
 
     def close(self) -> None:
         self.db.close()
-
-    def collect_garbage(self) -> int:
-        """Deletes blobs no row refers to; returns how many. Call only before serving.
-
-        Orphans come from crashes between a blob's rename and its row's commit (never acknowledged)
-        and from results replaced by a resumed job.
-        """
-        live: set[str] = set()
-        for sql in (
-            "SELECT asset_id AS b FROM assets",
-            "SELECT blob AS b FROM mask_frames",
-            "SELECT frame_blob AS b FROM job_results WHERE frame_blob != ''",
-            "SELECT mask_blob AS b FROM job_results",
-        ):
-            live.update(r.b for r in self.db.query(sql))
-        removed = 0
-        for folder in self.blobs.root.iterdir():
-            if folder == self.blobs.tmp_dir or not folder.is_dir() or len(folder.name) != 2:
-                continue
-            for blob in folder.iterdir():
-                if blob.name not in live:
-                    blob.unlink(missing_ok=True)
-                    removed += 1
-        return removed
 
     # --- masks -------------------------------------------------------------------------------
 

@@ -103,7 +103,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., native_size: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
 
 class EngineInfo(_message.Message):
-    __slots__ = ("version", "api_version", "device", "models", "limits", "pipeline_ready", "draining", "queued_jobs", "pid", "instance_id")
+    __slots__ = ("version", "api_version", "device", "models", "limits", "pipeline_ready", "draining", "queued_jobs", "pid", "instance_id", "model_loaded", "keep_alive_seconds", "idle_exit_seconds")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,9 @@ class EngineInfo(_message.Message):
     QUEUED_JOBS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_LOADED_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_EXIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     version: str
     api_version: str
     device: str
@@ -124,7 +127,10 @@ class EngineInfo(_message.Message):
     queued_jobs: int
     pid: int
     instance_id: str
-    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., pipeline_ready: _Optional[bool] = ..., draining: _Optional[bool] = ..., queued_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
+    model_loaded: bool
+    keep_alive_seconds: int
+    idle_exit_seconds: int
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., pipeline_ready: _Optional[bool] = ..., draining: _Optional[bool] = ..., queued_jobs: _Optional[int] = ..., pid: _Optional[int] = ..., instance_id: _Optional[str] = ..., model_loaded: _Optional[bool] = ..., keep_alive_seconds: _Optional[int] = ..., idle_exit_seconds: _Optional[int] = ...) -> None: ...
 
 class Asset(_message.Message):
     __slots__ = ("asset_id", "kind", "filename", "size_bytes", "sha256", "width", "height", "frame_count", "fps", "source_path")
@@ -655,3 +661,29 @@ class ExportResponse(_message.Message):
     frame_count: int
     size_bytes: int
     def __init__(self, path: _Optional[str] = ..., frame_count: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteClipRequest(_message.Message):
+    __slots__ = ("clip_id",)
+    CLIP_ID_FIELD_NUMBER: _ClassVar[int]
+    clip_id: str
+    def __init__(self, clip_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAssetRequest(_message.Message):
+    __slots__ = ("asset_id",)
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    def __init__(self, asset_id: _Optional[str] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("blobs_deleted", "bytes_freed")
+    BLOBS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    blobs_deleted: int
+    bytes_freed: int
+    def __init__(self, blobs_deleted: _Optional[int] = ..., bytes_freed: _Optional[int] = ...) -> None: ...

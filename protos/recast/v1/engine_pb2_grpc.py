@@ -131,6 +131,21 @@ class EngineStub:
                 request_serializer=recast_dot_v1_dot_engine__pb2.ExportRequest.SerializeToString,
                 response_deserializer=recast_dot_v1_dot_engine__pb2.ExportResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/recast.v1.Engine/DeleteJob',
+                request_serializer=recast_dot_v1_dot_engine__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeleteClip = channel.unary_unary(
+                '/recast.v1.Engine/DeleteClip',
+                request_serializer=recast_dot_v1_dot_engine__pb2.DeleteClipRequest.SerializeToString,
+                response_deserializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeleteAsset = channel.unary_unary(
+                '/recast.v1.Engine/DeleteAsset',
+                request_serializer=recast_dot_v1_dot_engine__pb2.DeleteAssetRequest.SerializeToString,
+                response_deserializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
+                _registered_method=True)
 
 
 class EngineServicer:
@@ -281,6 +296,31 @@ class EngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """Delete a job with its results and events. FAILED_PRECONDITION while it is QUEUED or RUNNING
+        (cancel it first). Mask versions it made stay with their clip. Blobs nothing else refers to
+        are deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteClip(self, request, context):
+        """Delete a clip with its mask versions, its jobs and their results. FAILED_PRECONDITION while
+        one of its jobs is QUEUED or RUNNING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAsset(self, request, context):
+        """Delete an asset's stored bytes. FAILED_PRECONDITION while a clip is cut from it or a QUEUED or
+        RUNNING job uses it as its target image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -378,6 +418,21 @@ def add_EngineServicer_to_server(servicer, server):
                     servicer.Export,
                     request_deserializer=recast_dot_v1_dot_engine__pb2.ExportRequest.FromString,
                     response_serializer=recast_dot_v1_dot_engine__pb2.ExportResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=recast_dot_v1_dot_engine__pb2.DeleteJobRequest.FromString,
+                    response_serializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeleteClip': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteClip,
+                    request_deserializer=recast_dot_v1_dot_engine__pb2.DeleteClipRequest.FromString,
+                    response_serializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeleteAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAsset,
+                    request_deserializer=recast_dot_v1_dot_engine__pb2.DeleteAssetRequest.FromString,
+                    response_serializer=recast_dot_v1_dot_engine__pb2.DeleteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -895,6 +950,87 @@ class Engine:
             '/recast.v1.Engine/Export',
             recast_dot_v1_dot_engine__pb2.ExportRequest.SerializeToString,
             recast_dot_v1_dot_engine__pb2.ExportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recast.v1.Engine/DeleteJob',
+            recast_dot_v1_dot_engine__pb2.DeleteJobRequest.SerializeToString,
+            recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteClip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recast.v1.Engine/DeleteClip',
+            recast_dot_v1_dot_engine__pb2.DeleteClipRequest.SerializeToString,
+            recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recast.v1.Engine/DeleteAsset',
+            recast_dot_v1_dot_engine__pb2.DeleteAssetRequest.SerializeToString,
+            recast_dot_v1_dot_engine__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
