@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from desktop.client.connection import EngineOptions, default_runtime_dir
+from desktop.client.connection import EngineOptions
+from plugin_bridge.discovery import runtime_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def _settings(path: Path | None):  # noqa: ANN202
 
 def _options(args: argparse.Namespace, settings) -> EngineOptions:  # noqa: ANN001
     return EngineOptions(
-        runtime_dir=args.runtime_dir or Path(settings.get("engine/runtime_dir", "", str) or default_runtime_dir()),
+        runtime_dir=args.runtime_dir or Path(settings.get("engine/runtime_dir", "", str) or runtime_dir()),
         model=args.model or settings.get("engine/model", "", str),
         start_if_missing=not args.no_start_engine and settings.get("engine/start_if_missing", True, bool),
         tls_ca=args.tls_ca,

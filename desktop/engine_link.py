@@ -1,8 +1,9 @@
 """The studio's link to its engine: find or start it, watch its health, find it again after a
 restart, and stop it on exit if the studio started it.
 
-Why its own object: connection state changes on its own schedule (polls, restarts), and several
-parts of the studio react to it; the controller only needs "here is a live engine" signals.
+Connection state changes on its own schedule (polls, restarts) and several parts of the studio
+react to it, so it is an object of its own; the controller only needs "here is a live engine"
+signals and `client()` for its calls.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.client import connection
 from desktop.client.connection import Engine, EngineOptions
-from desktop.client.errors import StudioError
 from desktop.client.workers import Task
+from plugin_bridge.client import RecastClient
+from plugin_bridge.errors import Unavailable
 from protos.recast.v1 import engine_pb2 as pb
 
 
@@ -43,11 +45,12 @@ class EngineLink(QObject):
     def connecting(self) -> bool:
         return self._connecting
 
-    def stub(self):  # noqa: ANN201 - callable from worker threads; a readable error when offline
+    def client(self) -> RecastClient:
+        """The SDK client of the live engine; callable from worker threads, a readable error when offline."""
         engine = self.engine
         if engine is None:
-            raise StudioError("Not connected to the engine (Engine ▸ Reconnect).")
-        return engine.stub
+            raise Unavailable("Not connected to the engine (Engine ▸ Reconnect).")
+        return engine.client
 
     def _run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
         task = Task(fn)
@@ -75,7 +78,7 @@ class EngineLink(QObject):
             try:
                 log = connection.default_log_path()
             except OSError:
-                log = None  # no private folder for the log: the engine still starts
+                log = None  # no private folder for the studio's log: the engine logs in its runtime folder
             return connection.connect(opts, log)
 
         self._run(work, done=self.adopt, failed=self._failed)
@@ -88,7 +91,7 @@ class EngineLink(QObject):
             return
         old, self.engine = self.engine, engine
         if old is not None and old is not engine:
-            old.channel.close()
+            old.client.close()
             if old.process is not None and engine.process is None and old.process.pid == engine.info.pid:
                 engine.process = old.process  # still ours to stop on exit
         self._show(engine.info)
@@ -123,9 +126,8 @@ class EngineLink(QObject):
         """Engine status every few seconds; a lost engine is looked for again (never spawned twice)."""
         if self.engine is None or self._connecting:
             return
-        stub = self.engine.stub
-        self._run(lambda: stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=3),
-                  done=self._polled, failed=self._poll_failed)
+        client = self.engine.client
+        self._run(lambda: client.info(timeout=3), done=self._polled, failed=self._poll_failed)
 
     def _polled(self, info: pb.EngineInfo) -> None:
         was = self.state

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import cv2
 
-from desktop.client.errors import StudioError
 from desktop.imaging import thumbnail
 from desktop.model.document import ClipInfo, Document
+from plugin_bridge.errors import InvalidArgument
 
 
 def open_locally(doc: Document, path: Path, max_frames: int = 2000) -> None:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise StudioError(f"Cannot read {path.name} as a video.")
+        raise InvalidArgument(f"Cannot read {path.name} as a video.")
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) or 24.0
         frames = []
@@ -30,7 +30,7 @@ def open_locally(doc: Document, path: Path, max_frames: int = 2000) -> None:
     finally:
         cap.release()
     if not frames:
-        raise StudioError(f"{path.name} has no readable frames.")
+        raise InvalidArgument(f"{path.name} has no readable frames.")
     h, w = frames[0].shape[:2]
     doc.set_clip(ClipInfo(path.resolve(), "", "", len(frames), w, h, fps))
     for i, rgb in enumerate(frames):

@@ -28,28 +28,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import composite as comp
-from engine import framing
-from engine.cache import TensorCache, content_key
-from engine.conditioning import (
+from engine.compose import composite as comp
+from engine.compose import framing
+from engine.compose.compositor import Compositor
+from engine.compose.layers import grow_masks, shape_layers
+from engine.compose.windows import blend_weights, plan_windows
+from engine.diffusion.conditioning import (
     branch,
     encode_images,
     encode_text,
     image_class_labels,
     unconditional,
 )
-from engine.ddim import make_ladder
+from engine.diffusion.ddim import make_ladder
+from engine.diffusion.generation import generate
+from engine.diffusion.inflate import inflate_unet, load_trainable_state, trainable_state
+from engine.diffusion.inversion import invert
+from engine.diffusion.masks import latent_masks, masks_from_difference, noise_difference
+from engine.diffusion.tuning import tune
 from engine.errors import InputError
-from engine.generation import generate
-from engine.inflate import inflate_unet, load_trainable_state, trainable_state
-from engine.inversion import invert
-from engine.layers import grow_masks, shape_layers
-from engine.masks import latent_masks, masks_from_difference, noise_difference
-from engine.model_loading import LoadedModel, load_model
-from engine.progress import CancelFlag, ProgressFn, Reporter
+from engine.runtime.cache import TensorCache, content_key
+from engine.runtime.model_loading import LoadedModel, load_model
+from engine.runtime.progress import CancelFlag, ProgressFn, Reporter
 from engine.settings import EditSettings, Limits
-from engine.tuning import tune
-from engine.windows import blend_weights, plan_windows
 
 PreviewFn = Callable[[int, np.ndarray], None]  # (frame index in the clip, RGB uint8 at source size)
 FrameFn = Callable[[int, np.ndarray, np.ndarray], None]  # (frame index, RGB uint8, mask uint8)
@@ -304,31 +305,36 @@ class RecastPipeline:
         if settings.layered:
             with self._timed("layers"):
                 layers = shape_layers(frames, masks, target_image, settings.feather, settings.color_match)
-        if settings.framing == "object":
-            boxes = framing.crop_boxes(masks)
-            if boxes is not None:
-                return self._render_framed(frames, target_image, source_prompt, target_prompt, settings, masks,
-                                           boxes, layers, progress, cancel, on_preview, on_frame, checkpoint)
+        boxes = framing.crop_boxes(masks) if settings.framing == "object" else None
+        compositor = Compositor(frames, masks, settings.feather, layers, boxes, self.model.native_size)
+        if boxes is not None:  # the crops are the clip the model edits: tuned and inverted on their own
+            crop_settings = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
+            settings, reporter, state = self._start(compositor.clip, target_image, source_prompt, target_prompt,
+                                                    crop_settings, progress, cancel)
+        out = self._generate(state, compositor, target_image, target_prompt, settings, reporter,
+                             on_preview, on_frame, checkpoint)
+        return RenderResult(out, compositor.weights, masks, dict(self.timings), list(state.tune_losses))
+
+    def _generate(self, state: ClipState, compositor: Compositor, target_image: np.ndarray, target_prompt: str,
+                  settings: EditSettings, reporter: Reporter, on_preview: PreviewFn | None,
+                  on_frame: FrameFn | None, checkpoint: TensorCache | None) -> np.ndarray:
+        """Mask-guided generation of `compositor.clip`, window by window, each frame composited as soon as
+        every window that holds it is done; returns the output frames (n, H, W, 3) uint8."""
         m = self.model
+        masks = compositor.clip_masks
+        n = len(masks)
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings)
         uncond = None if settings.source_negative else unconditional(m, 1)  # the CFG baseline, if not the source
         ladder = make_ladder(m.scheduler_config, settings.steps)
         weights_c = settings.correction_weights if settings.latent_correction and settings.temporal else None
-        comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
-
-        def paste(i: int, generated: np.ndarray, final: bool = True) -> np.ndarray:
-            if layers is None:
-                return comp.composite(frames[i], generated, comp_masks[i])
-            return layers.paste(i, frames[i], generated, comp_masks[i], final)
-
         windows = plan_windows(n, settings.window, settings.overlap)
         acc = np.zeros((n, *state.working.shape[1:3], 3), np.float32)  # blended generated frames
-        out = np.empty_like(frames)
+        out = np.empty_like(compositor.frames)
 
         def finish(i: int) -> None:
-            out[i] = paste(i, acc[i])
+            out[i] = compositor.frame(i, acc[i])
             if on_frame is not None:
-                on_frame(i, out[i], comp_masks[i])
+                on_frame(i, out[i], compositor.weights[i])
             reporter.step("composite", i + 1, n)
 
         key = content_key("render", state.tune_key, masks, target_image, target_prompt, dataclasses.asdict(settings))
@@ -347,7 +353,7 @@ class RecastPipeline:
                     with self._timed("preview"):
                         dec = comp.decode_latents(m.vae, x0)
                         for i, img in enumerate(dec):
-                            on_preview(s + i, paste(s + i, img, final=False))
+                            on_preview(s + i, compositor.frame(s + i, img, final=False))
             with self._timed("generate"):
                 if uncond is None:  # guide along source → target, not nothing → target
                     negative = branch(state.source_text, state.frame_labels[s:e], e - s)
@@ -364,41 +370,7 @@ class RecastPipeline:
                 for i in range(done, final):
                     finish(i)
                 done = final
-        return RenderResult(out, comp_masks, masks, dict(self.timings), list(state.tune_losses))
-
-    def _render_framed(self, frames, target_image, source_prompt, target_prompt, settings, masks, boxes, layers,
-                       progress, cancel, on_preview, on_frame, checkpoint) -> RenderResult:
-        """Render the crops `boxes` cut from the frames and masks, then paste every edited crop back into
-        its frame through the whole-frame compositing mask (source pixels outside it, byte for byte)."""
-        n, H, W = frames.shape[:3]
-        size = self.model.native_size
-        comp_masks = np.stack([comp.compositing_mask(mk, settings.feather) for mk in masks])
-        timings = dict(self.timings)  # the whole-frame masks' share
-        out, weights = np.empty_like(frames), np.zeros_like(comp_masks)
-
-        def full(i: int, crop_rgb: np.ndarray, final: bool = True) -> tuple[np.ndarray, np.ndarray]:
-            canvas, inside = framing.paste(crop_rgb.astype(np.float32) / 255, boxes[i], H, W)
-            weight = np.where(inside, comp_masks[i], 0).astype(np.uint8)
-            if layers is None:
-                return comp.composite(frames[i], canvas, weight), weight
-            layers.objects[i][~inside] = 0  # nothing was generated outside the crop
-            return layers.paste(i, frames[i], canvas, weight, final), weight
-
-        def frame_done(i: int, crop_rgb: np.ndarray, _mask: np.ndarray) -> None:
-            out[i], weights[i] = full(i, crop_rgb)
-            if on_frame is not None:
-                on_frame(i, out[i], weights[i])
-
-        preview = None if on_preview is None else (lambda i, img: on_preview(i, full(i, img, final=False)[0]))
-        # the whole-frame mask feathers, and the layers are the whole frame's (a crop's camera moves)
-        inner = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
-        result = self.render(framing.crop(frames, boxes, size), target_image, source_prompt, target_prompt, inner,
-                             masks=framing.crop_masks(masks, boxes, size), progress=progress, cancel=cancel,
-                             on_preview=preview, on_frame=frame_done, checkpoint=checkpoint)
-        for stage, seconds in result.timings.items():
-            timings[stage] = timings.get(stage, 0.0) + seconds
-        self.timings = timings
-        return RenderResult(out, weights, masks, timings, result.tune_losses)
+        return out
 
 
 def _restore_windows(checkpoint: TensorCache | None, key: str, windows: list[tuple[int, int]], acc: np.ndarray,

@@ -2,7 +2,9 @@
 
 Why an installer rather than "zip it and click Install": the add-on must know how to start *this*
 environment's bridge (Blender's Python has no grpcio and its PATH may not hold our script), so the
-installer records the exact command in the add-on's config.json next to its files.
+installer records the exact command in the add-on's config.json next to its files. It also writes
+the settings table (protos/settings_table.py) as settings_table.json, which the add-on's properties
+are built from: the installed copy cannot import `protos`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import tempfile
 from pathlib import Path
 
 from plugin_bridge.errors import InvalidArgument
+from protos.settings_table import table_json
 
 ADDON_NAME = "recast_bridge"
 SOURCE = Path(__file__).with_name("blender")
+TABLE_FILE = "settings_table.json"  # as plugin_bridge/blender/settings_props.py reads it
 
 
 def blender_config_roots() -> list[Path]:
@@ -62,6 +66,7 @@ def install(addons_dir: Path, command: list[str] | None = None) -> Path:
         for src in sorted(SOURCE.glob("*.py")):
             shutil.copy2(src, tmp / src.name)
         (tmp / "config.json").write_text(json.dumps({"bridge_command": command or bridge_command()}, indent=2))
+        (tmp / TABLE_FILE).write_text(json.dumps(table_json(), indent=1, ensure_ascii=False), encoding="utf-8")
         if final.exists():
             if not (final / "__init__.py").is_file() or "bl_info" not in (final / "__init__.py").read_text():
                 raise InvalidArgument(f"addons_dir: {final} exists and is not the Recast add-on; not replacing it")

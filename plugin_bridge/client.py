@@ -1,9 +1,10 @@
 """`RecastClient`: a small synchronous SDK over the recast.v1 gRPC contract (DESIGN.md §7).
 
 Why synchronous: host scripts (conform tools, render-farm hooks, the JSON bridge) run one edit at a
-time and want plain calls and a `for event in client.watch(job)` loop. Every failed call raises a
-typed `plugin_bridge.errors` exception; nothing from grpc leaks out. Watch streams re-attach with
-`from_seq` after a dropped connection, so a caller never misses an event.
+time and want plain calls and a `for event in client.watch(job)` loop; the studio makes the same
+calls from its worker threads. Every failed call raises a typed `plugin_bridge.errors` exception;
+nothing from grpc leaks out. Watch streams re-attach with `from_seq` after a dropped connection,
+so a caller never misses an event.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,18 @@ from plugin_bridge.errors import (
     from_rpc_error,
 )
 from plugin_bridge.settings import settings_message
+from protos.job_states import TERMINAL_EVENTS
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 
 CHUNK = 1 << 20  # the contract's upload chunk limit
 MESSAGE_BYTES = 64 << 20
-TERMINAL = ("finished", "failed", "cancelled", "interrupted")
 EXPORT_FORMATS = {"mp4": pb.EXPORT_FORMAT_MP4, "png": pb.EXPORT_FORMAT_PNG_SEQUENCE}
+
+
+def _settings(settings: Mapping[str, Any] | pb.EditSettings | None) -> pb.EditSettings:
+    """Settings by name (only those set are sent), or a message a front end built already."""
+    return settings if isinstance(settings, pb.EditSettings) else settings_message(settings)
 
 
 def _rpc(fn: Callable, *args: Any, **kw: Any) -> Any:
@@ -83,18 +89,12 @@ class RecastClient:
         serves exactly one model. `tls_ca`: PEM CA of a daemon listening with --tls-cert (else
         $RECAST_ENGINE_TLS_CA); a token goes to a non-loopback address only over TLS.
         """
-        tried = []
-        for endpoint in discovery.candidates(socket, address, token_file, tls_ca=tls_ca):
-            if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
-                tried.append(f"{endpoint.target} ({endpoint.source}; no such socket)")
-                continue  # no waiting on a socket that is not there
-            client = cls(endpoint)
-            if client._ready(min(wait, 2.0) if len(tried) else wait):
-                client.wait_pipeline(ready_timeout)
-                client.check_model(model)
-                return client
-            client.close()
-            tried.append(f"{endpoint.target} ({endpoint.source})")
+        tried: list[str] = []
+        client = cls.find(discovery.candidates(socket, address, token_file, tls_ca=tls_ca), wait, tried)
+        if client is not None:
+            client.wait_pipeline(ready_timeout)
+            client.check_model(model)
+            return client
         if start and not address:
             _, endpoint = discovery.start_daemon(model=model, socket=socket, timeout=ready_timeout)
             client = cls(endpoint)
@@ -109,16 +109,39 @@ class RecastClient:
             + "; start one with `recast-engine serve` (or let the bridge start it)"
         )
 
-    def _ready(self, timeout: float) -> bool:
+    @classmethod
+    def find(
+        cls, endpoints: Iterable[Endpoint], wait: float = 5.0, tried: list[str] | None = None,
+        skip_draining: bool = False,
+    ) -> RecastClient | None:
+        """A client of the first endpoint whose daemon answers (its models may still be loading).
+
+        A socket file that is not there is passed over without waiting; after the first miss each
+        endpoint gets at most 2 s. Every miss is added to `tried`. `skip_draining` also passes over
+        a daemon that is shutting down (its successor takes over the socket).
+        """
+        tried = [] if tried is None else tried
+        for endpoint in endpoints:
+            if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
+                tried.append(f"{endpoint.target} ({endpoint.source}; no such socket)")
+                continue
+            client = cls(endpoint)
+            if client._ready(min(wait, 2.0) if tried else wait, skip_draining):
+                return client
+            client.close()
+            tried.append(f"{endpoint.target} ({endpoint.source})")
+        return None
+
+    def _ready(self, timeout: float, skip_draining: bool = False) -> bool:
         try:
             grpc.channel_ready_future(self.channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             return False
         try:
-            self.info()
+            info = self.info()
         except Unavailable:
             return False
-        return True
+        return not (skip_draining and info.draining)
 
     def wait_pipeline(self, timeout: float = 180.0) -> pb.EngineInfo:
         """Block until the daemon's models are loaded (health `pipeline` SERVING)."""
@@ -152,8 +175,8 @@ class RecastClient:
 
     # --- info ---------------------------------------------------------------------------------
 
-    def info(self) -> pb.EngineInfo:
-        return _rpc(self.stub.GetEngineInfo, pb.GetEngineInfoRequest(), timeout=10)
+    def info(self, timeout: float = 10.0) -> pb.EngineInfo:
+        return _rpc(self.stub.GetEngineInfo, pb.GetEngineInfoRequest(), timeout=timeout)
 
     # --- assets and clips -----------------------------------------------------------------------
 
@@ -206,34 +229,49 @@ class RecastClient:
         return _rpc(self.stub.GetClip, pb.GetClipRequest(clip_id=clip_id), timeout=self.timeout)
 
     def clip_frames(self, clip_id: str, start: int = 0, end: int = 0, max_size: int = 0) -> list[pb.FrameImage]:
+        return list(self.iter_clip_frames(clip_id, start, end, max_size))
+
+    def iter_clip_frames(
+        self, clip_id: str, start: int = 0, end: int = 0, max_size: int = 0, timeout: float | None = None,
+    ) -> Iterator[pb.FrameImage]:
+        """The clip's frames one at a time, as the daemon streams them (`timeout`: for the whole stream)."""
         req = pb.GetClipFramesRequest(clip_id=clip_id, start=start, end=end, max_size=max_size)
-        return _rpc(lambda: list(self.stub.GetClipFrames(req, timeout=self.timeout)))
+        try:
+            yield from self.stub.GetClipFrames(req, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
 
     # --- jobs ---------------------------------------------------------------------------------
 
     def create_mask_job(
         self, clip_id: str, source_prompt: str, target_prompt: str, target_asset_id: str,
-        settings: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | pb.EditSettings | None = None,
     ) -> pb.Job:
         req = pb.CreateMaskJobRequest(
             clip_id=clip_id, source_prompt=source_prompt, target_prompt=target_prompt,
-            target_asset_id=target_asset_id, settings=settings_message(settings),
+            target_asset_id=target_asset_id, settings=_settings(settings),
         )
         return _rpc(self.stub.CreateMaskJob, req, timeout=self.timeout)
 
     def create_render_job(
         self, clip_id: str, source_prompt: str, target_prompt: str, target_asset_id: str,
-        settings: Mapping[str, Any] | None = None, mask_version: int = 0, use_latest_masks: bool = False,
+        settings: Mapping[str, Any] | pb.EditSettings | None = None, mask_version: int = 0,
+        use_latest_masks: bool = False,
     ) -> pb.Job:
         req = pb.CreateRenderJobRequest(
             clip_id=clip_id, source_prompt=source_prompt, target_prompt=target_prompt,
-            target_asset_id=target_asset_id, settings=settings_message(settings),
+            target_asset_id=target_asset_id, settings=_settings(settings),
             mask_version=mask_version, use_latest_masks=use_latest_masks,
         )
         return _rpc(self.stub.CreateRenderJob, req, timeout=self.timeout)
 
     def get_job(self, job_id: str) -> pb.Job:
         return _rpc(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout=self.timeout)
+
+    def list_jobs(self, states: Iterable[int] = (), limit: int = 0) -> list[pb.Job]:
+        """Jobs newest first, only those in `states` (JobState numbers) when given."""
+        req = pb.ListJobsRequest(states=list(states), limit=limit)
+        return list(_rpc(self.stub.ListJobs, req, timeout=self.timeout).jobs)
 
     def cancel(self, job_id: str) -> pb.Job:
         """Idempotent; a running job stops within one denoising step (watch for `cancelled`)."""
@@ -273,7 +311,7 @@ class RecastClient:
                     lost_since = None
                     next_seq = event.seq + 1
                     yield event
-                    if event.WhichOneof("event") in TERMINAL:
+                    if event.WhichOneof("event") in TERMINAL_EVENTS:
                         return
                 return  # the daemon ended the stream: the job was already over
             except grpc.RpcError as exc:

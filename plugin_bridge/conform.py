@@ -498,85 +498,100 @@ class ConformResult:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
-def conform(
-    client: RecastClient,
-    timeline_path: str | os.PathLike,
-    out_timeline: str | os.PathLike,
-    target_image: str | os.PathLike,
-    source_prompt: str,
-    target_prompt: str,
-    settings: Mapping[str, Any] | None = None,
-    clip: str | None = None,
-    mark_in: str | None = None,
-    mark_out: str | None = None,
-    replace: bool = False,
-    media_format: str = "mp4",
-    media_dir: str | os.PathLike | None = None,
-    rate: float | None = None,
-    media_start: str | None = None,
-    track_name: str = "Recast",
-    on_event: Callable | None = None,
-    source_media_path: str | os.PathLike | None = None,
-) -> ConformResult:
+@dataclass(frozen=True)
+class ConformOptions:
+    """What to edit in a timeline and where the result goes (the `recast-bridge otio` flags)."""
+
+    timeline: str | os.PathLike  # the input timeline; never modified
+    out_timeline: str | os.PathLike  # the new timeline to write (must not exist)
+    target_image: str | os.PathLike
+    source_prompt: str
+    target_prompt: str
+    settings: Mapping[str, Any] | None = None  # pipeline settings by name; unset ones are the engine's
+    clip: str | None = None  # a clip name, or its 0-based index among the video clips
+    mark_in: str | None = None  # record timecodes (or frames); the out mark is exclusive
+    mark_out: str | None = None
+    replace: bool = False  # relink the clip in place instead of adding a track above it
+    media_format: str = "mp4"  # "mp4", or "png" (a PNG sequence, .otio timelines only)
+    media_dir: str | os.PathLike | None = None  # new folder for the edited media (default: beside the source)
+    rate: float | None = None  # an EDL's frame rate (EDLs do not store it)
+    media_start: str | None = None  # timecode of the source media's first frame, when the timeline lacks it
+    track_name: str = "Recast"
+    source_media: str | os.PathLike | None = None  # the clip's media, when the timeline names only a reel
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, settings: Mapping[str, Any]) -> ConformOptions:
+        return cls(
+            timeline=args.timeline, out_timeline=args.out_timeline, target_image=args.target_image,
+            source_prompt=args.source_prompt, target_prompt=args.target_prompt, settings=settings, clip=args.clip,
+            mark_in=args.mark_in, mark_out=args.mark_out, replace=args.replace, media_format=args.media,
+            media_dir=args.media_dir, rate=args.rate, media_start=args.media_start, track_name=args.track_name,
+            source_media=args.source_media,
+        )
+
+
+def conform(client: RecastClient, options: ConformOptions, on_event: Callable | None = None) -> ConformResult:
+    """Edit the selected clip's media frames and write the conformed timeline (see the module doc)."""
     from plugin_bridge.edit import EditSpec, probe_writable, run_edit
 
-    tl_path = Path(timeline_path)
-    out = Path(out_timeline)
-    timeline = read_timeline(tl_path, rate)
-    sel = select_clip(timeline, clip, mark_in, mark_out)
+    o = options
+    tl_path = Path(o.timeline)
+    out = Path(o.out_timeline)
+    timeline = read_timeline(tl_path, o.rate)
+    sel = select_clip(timeline, o.clip, o.mark_in, o.mark_out)
     _check_effects(sel.clip)
-    media = source_media(sel, tl_path, source_media_path)
+    media = source_media(sel, tl_path, o.source_media)
     anchor = media[0] if isinstance(media, list) else media
     check_out_path(out, [tl_path, anchor])
     probe_writable(out.parent, "out_timeline")  # read-only folders fail now, not after the render
-    if media_format == "png" and adapter_name(out) not in ("otio_json", "otioz", "otiod"):
+    if o.media_format == "png" and adapter_name(out) not in ("otio_json", "otioz", "otiod"):
         raise InvalidArgument("media: PNG sequences only travel in .otio timelines; use --media mp4 for "
                               f"{out.suffix} files")
     ref = sel.clip.media_reference
     like = getattr(ref, "target_url", "") or getattr(ref, "target_url_base", "") or ""
     # Fail fast: the output timeline must be writable before we spend minutes rendering.
-    placeholder = edited_reference(str(anchor.parent / "placeholder.mp4"), media_format, like, sel.source.duration)
-    serialize(build_timeline(timeline, sel, placeholder, replace, track_name), out)
+    placeholder = edited_reference(str(anchor.parent / "placeholder.mp4"), o.media_format, like, sel.source.duration)
+    serialize(build_timeline(timeline, sel, placeholder, o.replace, o.track_name), out)
 
     if isinstance(media, list):  # an image sequence: its own rate, one image per frame
         fps, count, asset_id = float(ref.rate), len(media), ""
     else:
         asset = client.add_media(media)
         fps, count, asset_id = asset.fps or sel.source.start_time.rate, asset.frame_count, asset.asset_id
-    start, end = media_frame_range(sel, fps, count, media_start)
+    start, end = media_frame_range(sel, fps, count, o.media_start)
     if isinstance(media, list):  # only the images the edit uses must exist
         missing = [f for f in media[start:end] if not f.is_file()]
         if missing:
             raise InvalidArgument(f"clip: {len(missing)} images of {sel.clip.name!r} are missing, e.g. {missing[0]}")
     spec = EditSpec(
-        source=media, target_image=Path(target_image), source_prompt=source_prompt, target_prompt=target_prompt,
-        start_frame=start, end_frame=end, settings=dict(settings or {}), output_format=media_format,
-        output_dir=Path(media_dir) if media_dir else None, name=sel.clip.name or anchor.stem,
+        source=media, target_image=Path(o.target_image), source_prompt=o.source_prompt, target_prompt=o.target_prompt,
+        start_frame=start, end_frame=end, settings=dict(o.settings or {}), output_format=o.media_format,
+        output_dir=Path(o.media_dir) if o.media_dir else None, name=sel.clip.name or anchor.stem,
         source_asset_id=asset_id, fps=fps,
     )
     result: EditResult = run_edit(client, spec, on_event=on_event)
     if result.frame_count != end - start:
         raise InvalidArgument(f"clip: the render returned {result.frame_count} frames for {end - start}")
-    reference = edited_reference(result.media, media_format, like, sel.source.duration)
+    reference = edited_reference(result.media, o.media_format, like, sel.source.duration)
     rec_rate = sel.record.start_time.rate
     meta = {
         "job_id": result.job_id,
         "source_clip": sel.clip.name,
         "source_media": str(anchor),
         "media_frames": [start, end],
-        "source_prompt": source_prompt,
-        "target_prompt": target_prompt,
-        "target_image": str(Path(target_image).absolute()),
-        "settings": dict(settings or {}),
+        "source_prompt": o.source_prompt,
+        "target_prompt": o.target_prompt,
+        "target_image": str(Path(o.target_image).absolute()),
+        "settings": dict(o.settings or {}),
     }
-    new = build_timeline(timeline, sel, reference, replace, track_name, meta)
+    new = build_timeline(timeline, sel, reference, o.replace, o.track_name, meta)
     check_out_path(out, [tl_path, anchor])
     write_exclusive(new, out)
     return ConformResult(
         timeline=str(out.absolute()), media=result.media, folder=result.folder, clip=sel.clip.name,
-        track_index=sel.track_index if replace else sel.track_index + 1,
+        track_index=sel.track_index if o.replace else sel.track_index + 1,
         record_frames=(_frames(sel.record.start_time, rec_rate), _frames(sel.record.end_time_exclusive(), rec_rate)),
-        media_frames=(start, end), job_id=result.job_id, replace=replace,
+        media_frames=(start, end), job_id=result.job_id, replace=o.replace,
     )
 
 
@@ -614,12 +629,7 @@ def run_conform(args: argparse.Namespace, connect: Callable, settings: Mapping[s
         raise InvalidArgument("clip: select a clip with --clip NAME_OR_INDEX, or mark it with --in and --out")
     client = connect()
     try:
-        result = conform(
-            client, args.timeline, args.out_timeline, args.target_image, args.source_prompt, args.target_prompt,
-            settings=settings, clip=args.clip, mark_in=args.mark_in, mark_out=args.mark_out, replace=args.replace,
-            media_format=args.media, media_dir=args.media_dir, rate=args.rate, media_start=args.media_start,
-            track_name=args.track_name, on_event=progress, source_media_path=args.source_media,
-        )
+        result = conform(client, ConformOptions.from_args(args, settings), on_event=progress)
     finally:
         client.close()
     print(json.dumps(result.to_dict(), indent=2))

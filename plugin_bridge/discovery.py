@@ -1,7 +1,7 @@
 """Finding the user's engine daemon, and starting one when none runs (DESIGN.md §5, §7).
 
-Why here and not in each host: Blender, conform scripts and the JSON bridge must all land on the
-same daemon the studio uses. The daemon advertises itself in `$XDG_RUNTIME_DIR/recast/engine.json`
+Why here and not in each front end: the studio, Blender, conform scripts and the JSON bridge must
+all land on the same daemon. The daemon advertises itself in `$XDG_RUNTIME_DIR/recast/engine.json`
 (socket, optional loopback TCP address and token file); its default socket is `engine.sock` in that
 folder. Explicit flags and `RECAST_ENGINE_*` variables come first so tests and farms can point
 anywhere. Starting is done by spawning `recast-engine serve`: the bridge never imports the engine.
@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,13 +147,29 @@ def read_discovery(rdir: Path | None = None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def serve_command(model: str | None = None, extra: list[str] | None = None) -> list[str]:
-    """`recast-engine serve`, or the same through this interpreter when the script is not on PATH."""
+def serve_command(
+    model: str | None = None,
+    extra: list[str] | None = None,
+    rdir: Path | None = None,
+    socket: str | os.PathLike | None = None,
+) -> list[str]:
+    """`recast-engine serve` as a client starts it on demand: in `rdir`, exiting once idle.
+
+    From PATH when the script is installed, else through this interpreter. `extra` flags come
+    first; --runtime-dir, --socket and --idle-exit are added only where `extra` does not set them.
+    """
     exe = shutil.which("recast-engine")
     cmd = [exe, "serve"] if exe else [sys.executable, "-m", "engine.cli", "serve"]
     if model:
         cmd += ["--model", str(model)]
-    return cmd + list(extra or [])
+    args = list(extra or [])
+    if "--runtime-dir" not in args:
+        args += ["--runtime-dir", str(rdir or runtime_dir())]
+    if socket and "--socket" not in args:
+        args += ["--socket", str(socket)]
+    if "--idle-exit" not in args:  # started on demand: it exits once idle instead of lingering
+        args += ["--idle-exit", str(ON_DEMAND_IDLE_EXIT)]
+    return cmd + args
 
 
 def start_daemon(
@@ -162,30 +178,30 @@ def start_daemon(
     socket: str | os.PathLike | None = None,
     extra: list[str] | None = None,
     timeout: float = 180.0,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    until_loaded: bool = True,
 ) -> tuple[subprocess.Popen, Endpoint]:
-    """Spawn a detached daemon (it outlives the bridge, like one the studio starts) and wait for it.
+    """Spawn a detached daemon (it outlives its starter) and wait for it.
 
-    Returns once its socket answers health checks with the pipeline loaded; on failure the daemon's
-    log tail is in the error. Its output goes to `<runtime dir>/engine.log`.
+    Returns once its socket answers health checks: with the pipeline loaded (`until_loaded`), or
+    as soon as it serves at all (a studio shows the loading itself). On failure the daemon's log
+    tail is in the error. Its output goes to `log_path` (default `<runtime dir>/engine.log`),
+    opened without following links; `env` adds variables to its environment.
     """
     rdir = Path(rdir or runtime_dir())
     check_private_dir(rdir, create=True)
-    args = list(extra or [])
-    if "--runtime-dir" not in args:
-        args += ["--runtime-dir", str(rdir)]
-    if socket and "--socket" not in args:
-        args += ["--socket", str(socket)]
-    if "--idle-exit" not in args:  # started on demand: it exits once idle instead of lingering
-        args += ["--idle-exit", str(ON_DEMAND_IDLE_EXIT)]
-    cmd = serve_command(model, args)
-    log_path = rdir / "engine.log"
+    cmd = serve_command(model, extra, rdir, socket)
+    log_path = log_path or rdir / "engine.log"
     log = open_log(log_path)
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                env={**os.environ, **env} if env else None)
     finally:
         os.close(log)
     sock = Path(socket) if socket else rdir / "engine.sock"
-    endpoint = Endpoint(f"unix:{sock.absolute()}", None, "started by recast-bridge")
+    endpoint = Endpoint(f"unix:{sock.absolute()}", None, "started on demand")
+    service = "pipeline" if until_loaded else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = proc.poll()
@@ -193,8 +209,8 @@ def start_daemon(
             tail = _tail(log_path)
             if "already running" in tail:  # lost a race with another starter: use that daemon
                 return proc, endpoint
-            raise DaemonNotFound(f"recast-engine serve exited with {code}: {tail}")
-        if sock.exists() and pipeline_serving(endpoint):
+            raise DaemonNotFound(f"recast-engine serve stopped while starting (exit {code}): {tail}")
+        if sock.exists() and serving(endpoint, service):
             return proc, endpoint
         time.sleep(0.2)
     raise Unavailable(f"recast-engine serve did not become ready in {timeout:.0f} s; see {log_path}")
@@ -224,15 +240,16 @@ def open_channel(endpoint: Endpoint, options: Sequence[tuple[str, Any]] = ()) ->
     return grpc.secure_channel(endpoint.target, creds, options=opts)
 
 
-def pipeline_serving(endpoint: Endpoint, timeout: float = 2.0) -> bool:
-    """grpc.health.v1 says the `pipeline` entry is SERVING (models loaded)."""
+def serving(endpoint: Endpoint, service: str = "pipeline", timeout: float = 2.0) -> bool:
+    """grpc.health.v1 says `service` is SERVING: "pipeline" once the models are loaded, "" the
+    daemon as a whole (from the moment it listens until it starts shutting down)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     channel = open_channel(endpoint)
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="pipeline"), timeout=timeout
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
         )
         return reply.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:

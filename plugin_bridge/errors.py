@@ -20,6 +20,7 @@ class BridgeError(Exception):
 
     code = "INTERNAL"
     exit_code = 1
+    from_rpc = False  # True when a gRPC call returned it (the daemon's or the channel's status)
 
     def __init__(self, message: str, field: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -136,5 +137,6 @@ def from_rpc_error(exc: grpc.RpcError) -> BridgeError:
     details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     err = error_for_code(name, details)
+    err.from_rpc = True
     err.__cause__ = exc
     return err

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """Built once per session through the same save path real models use, loaded back by the loader."""
-    from engine.model_factory import build_tiny_model
+    from engine.shapes_world.model_factory import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-unclip", seed=0)
 
@@ -48,7 +48,7 @@ def moving_disc_clip(frames: int = 6, height: int = 48, width: int = 48, radius:
 
 def write_clip(path: Path, frames: np.ndarray, fps: float = 24.0) -> Path:
     """Lossless (FFV1 .avi) so decoded frames equal the written ones byte for byte."""
-    from engine.video_io import write_video
+    from engine.runtime.video_io import write_video
 
     write_video(path, frames, fps, codec="FFV1")
     return path

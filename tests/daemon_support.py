@@ -47,7 +47,7 @@ def make_frames(n: int = 4, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarr
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float = 12.0) -> Path:
-    from engine.video_io import write_video
+    from engine.runtime.video_io import write_video
 
     write_video(path, frames, fps)
     return path

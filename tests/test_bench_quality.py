@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.shapes import bench_quality as bq
+from engine.bench import quality as bq
 
 
 def test_bench_quality_writes_every_metric_for_every_method(tiny_model_dir, tmp_path):

@@ -102,8 +102,9 @@ def test_read_only_timeline_folder_fails_before_anything_is_queued(daemon, clien
     read_only(out_folder)
     before = len(_jobs(daemon))
     with pytest.raises(PermissionDenied) as exc:
-        conform.conform(client, timeline, out_folder / "cut_recast.otio", write_target(tmp_path / "t.png"),
-                        SOURCE_PROMPT, TARGET_PROMPT, FAST, clip="shot")
+        conform.conform(client, conform.ConformOptions(timeline, out_folder / "cut_recast.otio",
+                                                       write_target(tmp_path / "t.png"), SOURCE_PROMPT, TARGET_PROMPT,
+                                                       FAST, clip="shot"))
     assert exc.value.field == "out_timeline"
     assert len(_jobs(daemon)) == before
     assert not (tmp_path / "recast_edits").exists()
@@ -131,8 +132,9 @@ def test_enormous_image_sequence_is_refused_naming_the_clip(daemon, client, tmp_
     timeline = _sequence_timeline(tmp_path, 3 * MAX_SEQUENCE_IMAGES, 6)
     before = len(_jobs(daemon))
     with pytest.raises(InvalidArgument) as exc:
-        conform.conform(client, timeline, tmp_path / "out.otio", write_target(tmp_path / "t.png"), SOURCE_PROMPT,
-                        TARGET_PROMPT, FAST, clip="plate", media_format="png")
+        conform.conform(client, conform.ConformOptions(timeline, tmp_path / "out.otio",
+                                                       write_target(tmp_path / "t.png"), SOURCE_PROMPT, TARGET_PROMPT,
+                                                       FAST, clip="plate", media_format="png"))
     assert "'plate'" in exc.value.message and f"{3 * MAX_SEQUENCE_IMAGES} images" in exc.value.message
     assert str(MAX_SEQUENCE_IMAGES) in exc.value.message
     assert len(_jobs(daemon)) == before

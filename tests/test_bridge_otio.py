@@ -127,10 +127,11 @@ def test_conform_round_trip(daemon, tmp_path, kind, rate, replace, fmt, out_name
         result = json.loads(proc.stdout)
     else:
         with RecastClient.connect(socket=daemon.config.socket_path) as client:
-            result = conform.conform(
-                client, timeline_path, out, write_target(tmp_path / "target.png"), SOURCE_PROMPT, TARGET_PROMPT,
+            options = conform.ConformOptions(
+                timeline_path, out, write_target(tmp_path / "target.png"), SOURCE_PROMPT, TARGET_PROMPT,
                 FAST, replace=replace, media_format=fmt, rate=edl_rate, **selection,
-            ).to_dict()
+            )
+            result = conform.conform(client, options).to_dict()
 
     # the edit covered exactly the selected media frames (mid-media), timing frame-exact
     start, end = result["media_frames"]
@@ -179,12 +180,12 @@ def test_refuses_to_write_over_inputs(daemon, tmp_path):
     with RecastClient.connect(socket=daemon.config.socket_path) as client:
         for out in (timeline_path, tmp_path / "camera.avi"):
             with pytest.raises(conform.InvalidArgument, match="exists|input"):
-                conform.conform(client, timeline_path, out, write_target(tmp_path / "t.png"), SOURCE_PROMPT,
-                                TARGET_PROMPT, FAST, clip="shotA")
+                conform.conform(client, conform.ConformOptions(timeline_path, out, write_target(tmp_path / "t.png"),
+                                                               SOURCE_PROMPT, TARGET_PROMPT, FAST, clip="shotA"))
         edl_out = tmp_path / "new.edl"  # new-track mode cannot go into an EDL: refused before rendering
         with pytest.raises(conform.InvalidArgument, match="--replace"):
-            conform.conform(client, timeline_path, edl_out, write_target(tmp_path / "t.png"), SOURCE_PROMPT,
-                            TARGET_PROMPT, FAST, clip="shotA")
+            conform.conform(client, conform.ConformOptions(timeline_path, edl_out, write_target(tmp_path / "t.png"),
+                                                           SOURCE_PROMPT, TARGET_PROMPT, FAST, clip="shotA"))
         assert client.info().queued_jobs == 0
     assert not edl_out.exists() and not (tmp_path / "recast_edits").exists()
 
@@ -214,8 +215,9 @@ def test_conform_of_an_image_sequence_clip(daemon, tmp_path):
     out = tmp_path / "plates_recast.otio"
 
     with RecastClient.connect(socket=daemon.config.socket_path) as client:
-        result = conform.conform(client, src, out, write_target(tmp_path / "t.png"), SOURCE_PROMPT, TARGET_PROMPT,
-                                 FAST, clip="plate", media_format="png")
+        options = conform.ConformOptions(src, out, write_target(tmp_path / "t.png"), SOURCE_PROMPT, TARGET_PROMPT,
+                                         FAST, clip="plate", media_format="png")
+        result = conform.conform(client, options)
         results = client.result_frames(result.job_id)
     assert result.media_frames == (3, 9) and result.record_frames == (5, 11)
     new = conform.read_timeline(out)

@@ -31,7 +31,7 @@ def _settings_flags(parser) -> dict[str, argparse.Action]:  # noqa: F821
 def test_settings_flags_are_spelled_like_recast_engine_edit():
     import argparse
 
-    from engine.edit_command import add_settings_arguments as engine_flags
+    from engine.cli.edit import add_settings_arguments as engine_flags
 
     ours, theirs = argparse.ArgumentParser(), argparse.ArgumentParser()
     add_settings_arguments(ours)
@@ -116,6 +116,19 @@ def test_grpc_codes_map_to_typed_errors(code, cls):
     assert type(err) is cls and isinstance(err, errors.BridgeError)
     assert err.field == "settings.steps" and "1..1000" in err.message
     assert errors.error_for_code(err.code, "x").__class__ is cls
+    assert err.from_rpc and not errors.error_for_code(err.code, "x").from_rpc  # a call's status, or phrased here
+
+
+def test_job_states_come_from_the_contract():
+    from protos import job_states
+
+    assert job_states.STATE_NAMES == {pb.JobState.Value(n): n.removeprefix("JOB_STATE_").lower()
+                                      for n in pb.JobState.keys()}
+    assert set(job_states.ACTIVE_STATES) | set(job_states.ENDED_STATES) == set(pb.JobState.values()) - {0}
+    assert sorted(job_states.TERMINAL_EVENTS.values()) == sorted(job_states.ENDED_STATES)  # one event ends each
+    kinds = {f.name for f in pb.JobEvent.DESCRIPTOR.oneofs_by_name["event"].fields}
+    assert set(job_states.EVENT_STATES) <= kinds
+    assert job_states.state_name(pb.JOB_STATE_SUCCEEDED) == "succeeded" and job_states.state_name(99) == "unspecified"
 
 
 # --- discovery -------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ def test_studio_and_bridge_share_the_runtime_dir_variable(tls_daemon, env):
     rdir = tls_daemon.config.runtime_dir
     env.setenv(discovery.ENV_RUNTIME_DIR, str(rdir))
     env.setenv("XDG_RUNTIME_DIR", "/nonexistent")
-    assert connection.default_runtime_dir() == rdir == discovery.runtime_dir()
+    assert EngineOptions().runtime_dir == rdir == discovery.runtime_dir()
     engine = connection.connect(EngineOptions(start_if_missing=False))
     try:
         with RecastClient.connect() as client:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import bench_perf
+from engine.bench import perf as bench_perf
 from engine.cli import main
 
 pytestmark = pytest.mark.timeout(180)

@@ -41,10 +41,10 @@ from daemon_support import (
 )
 from PIL import Image
 
-from engine import video_io
 from engine.daemon import export as export_module
 from engine.daemon.limits import Limits
 from engine.errors import InputError
+from engine.runtime import video_io
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 

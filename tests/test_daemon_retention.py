@@ -12,8 +12,8 @@ import pytest
 import torch
 from daemon_support import FAST, InProcess, mask_request, render_request, setup_clip, target_png, upload, wait_state
 
-from engine.cache import TensorCache
 from engine.cli import main as engine_main
+from engine.runtime.cache import TensorCache
 from plugin_bridge.client import RecastClient
 from plugin_bridge.errors import NotFound
 from protos.recast.v1 import engine_pb2 as pb

@@ -139,7 +139,7 @@ def test_full_session(daemon, tmp_path):
         assert np.array_equal(decode_png((png_dir / f"frame_{i:06d}.png").read_bytes()), result_rgb[i])
     mp4 = tmp_path / "out.mp4"
     r = stub.Export(pb.ExportRequest(job_id=job.job_id, format=pb.EXPORT_FORMAT_MP4, path=str(mp4)))
-    from engine.video_io import read_frames
+    from engine.runtime.video_io import read_frames
 
     back, fps = read_frames(mp4)
     assert back.shape == (4, 48, 64, 3) and abs(fps - clip.fps) < 0.01

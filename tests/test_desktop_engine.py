@@ -10,6 +10,7 @@ from desktop.client import connection
 from desktop.client.connection import EngineOptions
 from desktop.main_window import MainWindow
 from desktop.settings import StudioSettings
+from plugin_bridge.errors import DaemonNotFound
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,6 +45,6 @@ def test_a_daemon_that_cannot_start_is_reported_in_words(tmp_path):
     root = short_tmp()
     options = EngineOptions(runtime_dir=root / "run", model=str(tmp_path / "no-such-model"), start_timeout=60,
                             extra_env={"XDG_DATA_HOME": str(root / "data")}, serve_args=["--no-such-flag"])
-    with pytest.raises(connection.StudioError) as exc:
+    with pytest.raises(DaemonNotFound) as exc:
         connection.connect(options, log_path=root / "engine.log")
     assert "stopped while starting" in str(exc.value) and "Traceback" not in str(exc.value)

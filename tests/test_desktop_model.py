@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QUndoStack
 
-from desktop.client.errors import StudioError, friendly
+from desktop.client.errors import friendly
 from desktop.model.document import ClipInfo, Document
 from desktop.model.jobs import JobInfo, JobList
 from desktop.model.masks import MaskVersionInfo
@@ -17,6 +17,7 @@ from desktop.model.params import PARAMS, defaults, to_settings
 from desktop.model.recipe import Recipe
 from desktop.shortcuts import SHORTCUTS, conflicts
 from desktop.undo import PaintStroke
+from plugin_bridge.errors import FailedPrecondition
 from protos.recast.v1 import engine_pb2 as pb
 
 
@@ -102,11 +103,11 @@ def test_job_progress_text(qapp):
     jobs.jobChanged.connect(changed.append)
     j = jobs.add(JobInfo("j1", "render", "c1", position=2))
     assert j.describe() == "queued — 2 ahead"
-    jobs.update("j1", state="running", stage="generate", step=2, total=4, eta=3.2)
+    jobs.update("j1", state=pb.JOB_STATE_RUNNING, stage="generate", step=2, total=4, eta=3.2)
     assert j.describe() == "generate 2/4, about 3 s left" and j.fraction == 0.5 and changed == ["j1"]
     jobs.update("j1", frames_done=2)
     assert j.describe().endswith("· 2 frames in")
-    jobs.update("j1", state="failed", error="settings.steps: must be at least 1")
+    jobs.update("j1", state=pb.JOB_STATE_FAILED, error="settings.steps: must be at least 1")
     assert j.done and "settings.steps" in j.describe() and jobs.active() == []
 
 
@@ -126,8 +127,39 @@ def test_errors_read_as_sentences():
     assert msg == "target_prompt: must not be empty"
     assert "not reachable" in friendly(_Rpc(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"))
     assert "limits" in friendly(_Rpc(grpc.StatusCode.RESOURCE_EXHAUSTED, "size_bytes: over 1 GiB"))
-    assert friendly(StudioError("Open a clip first.")) == "Open a clip first."
+    assert friendly(FailedPrecondition("Open a clip first.")) == "Open a clip first."
     assert "Traceback" not in friendly(FileNotFoundError(2, "No such file", "/nope.mp4"))
+
+
+def test_job_events_go_through_one_handler_table(qapp, tmp_path):
+    """Every event kind of the contract has a handler; the states they set are the contract's."""
+    from PySide6.QtCore import QSettings
+
+    from desktop.client.connection import EngineOptions
+    from desktop.controller import Controller
+    from desktop.controller.follow import JobFollower
+    from desktop.settings import StudioSettings
+
+    assert set(JobFollower.HANDLERS) == {f.name for f in pb.JobEvent.DESCRIPTOR.oneofs_by_name["event"].fields}
+    settings = StudioSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    jobs = JobList()
+    c = Controller(Document(), jobs, Recipe(), settings, EngineOptions(start_if_missing=False))
+    errors_shown: list[str] = []
+    c.error.connect(errors_shown.append)
+    jobs.add(JobInfo("j1", "mask", "c1"))
+    seen = []
+    for ev in (pb.JobEvent(seq=1, queued=pb.QueuedEvent(position=2)), pb.JobEvent(seq=2, started=pb.StartedEvent()),
+               pb.JobEvent(seq=3, progress=pb.ProgressEvent(stage="masks", step=1, total=3, eta_seconds=2.0)),
+               pb.JobEvent(seq=4, finished=pb.FinishedEvent(mask_version=1))):
+        c.follower._on_event("j1", ev, {})
+        j = jobs.get("j1")
+        seen.append((j.state, j.last_seq))
+    assert seen == [(pb.JOB_STATE_QUEUED, 1), (pb.JOB_STATE_RUNNING, 2), (pb.JOB_STATE_RUNNING, 3),
+                    (pb.JOB_STATE_SUCCEEDED, 4)]
+    assert (j.position, j.stage, j.step, j.done, j.describe()) == (2, "masks", 3, True, "finished")
+    jobs.add(JobInfo("j2", "render", "c1"))
+    c.follower._on_event("j2", pb.JobEvent(seq=1, failed=pb.FailedEvent(code="INTERNAL", message="boom")), {})
+    assert jobs.get("j2").state == pb.JOB_STATE_FAILED and errors_shown == ["The render job failed: boom"]
 
 
 def test_source_frames_fit_a_memory_budget():
@@ -148,5 +180,7 @@ def test_inspector_defaults_are_the_engines():
     for p in PARAMS:
         if p.name == "mask_method":
             assert engine.mask_threshold != "otsu" and p.default == "threshold"
+        elif p.name.startswith("correction_weight_"):  # the three numbers of correction_weights
+            assert p.default in engine.correction_weights and p.setting == "correction_weights", p.name
         else:
             assert getattr(engine, p.name) == pytest.approx(p.default), p.name

@@ -19,10 +19,12 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from desktop.client import rpc
+from desktop.client import frames
 from desktop.client.connection import EngineOptions
 from desktop.main_window import MainWindow
 from desktop.settings import StudioSettings
+from protos.job_states import ACTIVE_STATES
+from protos.recast.v1 import engine_pb2 as pb
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -108,7 +110,7 @@ def open_clip(qtbot, win: MainWindow, clip: Path) -> None:
     qtbot.waitUntil(lambda: win.doc.clip is not None and all(f is not None for f in win.doc.frames), timeout=20000)
 
 
-def wait_job(qtbot, win: MainWindow, kind: str, n: int, states=("finished",), timeout: int = 90000):
+def wait_job(qtbot, win: MainWindow, kind: str, n: int, states=(pb.JOB_STATE_SUCCEEDED,), timeout: int = 90000):
     """The n-th job of `kind` this window submitted (history listed on connect does not count)."""
     def mine() -> list:
         return [j for j in win.jobs.jobs.values() if j.kind == kind and j.job_id not in win.history]
@@ -168,10 +170,10 @@ def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media, monkeypatch):
     v2 = doc.masks.info(2)
     assert (v2.kind, v2.base_version) == ("painted", 1) and not doc.masks.dirty
     assert win.tools.versions.currentData() == 2
-    stub = win.controller.engine.stub
-    from_engine = rpc.masks(stub, doc.work.clip_id, 2, doc.work.start)
+    client = win.controller.engine.client
+    from_engine = frames.masks(client, doc.work.clip_id, 2, doc.work.start)
     assert np.array_equal(from_engine[3], (painted > 127).astype(np.uint8) * 255)
-    assert np.array_equal(rpc.masks(stub, doc.work.clip_id, 1, 1)[3], before)  # v1 untouched
+    assert np.array_equal(frames.masks(client, doc.work.clip_id, 1, 1)[3], before)  # v1 untouched
     # switch back to v1 and forth to v2 from the versions list
     win.tools.versions.activated.emit(win.tools.versions.findData(1))
     qtbot.waitUntil(lambda: doc.masks.version == 1, timeout=20000)
@@ -202,11 +204,11 @@ def test_edit_session_like_a_user(qtbot, tmp_path, daemon, media, monkeypatch):
     # a second render: cancel it from its row in the job panel
     win.inspector.editors["steps"].setValue(40)
     qtbot.mouseClick(win.inspector.render_button, Qt.MouseButton.LeftButton)
-    second = wait_job(qtbot, win, "render", 2, states=("queued", "running"), timeout=20000)
+    second = wait_job(qtbot, win, "render", 2, states=ACTIVE_STATES, timeout=20000)
     cancel = win.jobs_panel.rows[second.job_id].cancel
     assert cancel.isEnabled()
     qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
-    wait_job(qtbot, win, "render", 2, states=("cancelled",), timeout=60000)
+    wait_job(qtbot, win, "render", 2, states=(pb.JOB_STATE_CANCELLED,), timeout=60000)
     assert sorted(doc.results) == [1, 2, 3, 4]  # the finished render stays on screen
 
     # export the finished render: MP4 and PNG sequence, new paths only
@@ -269,13 +271,13 @@ def test_a_restarted_studio_reattaches_to_running_jobs(qtbot, tmp_path, daemon, 
     fill_recipe(qtbot, first, target)
     first.inspector.editors["steps"].setValue(6)
     qtbot.mouseClick(first.inspector.render_button, Qt.MouseButton.LeftButton)
-    job = wait_job(qtbot, first, "render", 1, states=("queued", "running"), timeout=20000)
+    job = wait_job(qtbot, first, "render", 1, states=ACTIVE_STATES, timeout=20000)
     first.close()  # the studio quits; it did not start the engine, so the job runs on
 
     second = make_window(qtbot, tmp_path, daemon)
     qtbot.waitUntil(lambda: second.jobs.get(job.job_id) is not None, timeout=20000)
     assert job.job_id in second.jobs_panel.rows
-    qtbot.waitUntil(lambda: second.jobs.get(job.job_id).state == "finished", timeout=90000)
+    qtbot.waitUntil(lambda: second.jobs.get(job.job_id).state == pb.JOB_STATE_SUCCEEDED, timeout=90000)
     # opening the clip again brings back its range, masks and that render's frames
     open_clip(qtbot, second, clip)
     qtbot.waitUntil(lambda: second.controller.finished_render == job.job_id, timeout=20000)
@@ -283,7 +285,7 @@ def test_a_restarted_studio_reattaches_to_running_jobs(qtbot, tmp_path, daemon, 
     assert len(second.doc.results) == n
     # an older render from the history: "Show" puts its frames on screen (and makes it the export)
     older = next(j for j in second.jobs.jobs.values()
-                 if j.kind == "render" and j.state == "finished" and j.job_id != job.job_id)
+                 if j.kind == "render" and j.state == pb.JOB_STATE_SUCCEEDED and j.job_id != job.job_id)
     show = second.jobs_panel.rows[older.job_id].show_button
     assert show.isVisible() and not second.jobs_panel.rows[job.job_id].cancel.isVisible()
     qtbot.mouseClick(show, Qt.MouseButton.LeftButton)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.conditioning import branch, encode_images, encode_text, image_class_labels
-from engine.ddim import make_ladder, to_epsilon
-from engine.inflate import inflate_unet
-from engine.inversion import invert, sample
-from engine.latent_correction import correct_latents, nearest_neighbour_field, upsample_field
-from engine.masks import grabcut_refine, masks_from_difference, noise_difference, otsu_threshold
-from engine.model_loading import load_model
-from engine.tuning import training_scheduler
+from engine.diffusion.conditioning import branch, encode_images, encode_text, image_class_labels
+from engine.diffusion.ddim import make_ladder, to_epsilon
+from engine.diffusion.inflate import inflate_unet
+from engine.diffusion.inversion import invert, sample
+from engine.diffusion.latent_correction import correct_latents, nearest_neighbour_field, upsample_field
+from engine.diffusion.masks import grabcut_refine, masks_from_difference, noise_difference, otsu_threshold
+from engine.diffusion.tuning import training_scheduler
+from engine.runtime.model_loading import load_model
 
 PROMPT = "a red circle on a plain gray background"
 
@@ -172,8 +172,8 @@ def test_refinement_does_not_depend_on_earlier_runs():
     """GrabCut draws from OpenCV's global RNG; a mask must not change because another clip ran first."""
     import cv2
 
-    from engine.masks import grabcut_refine
-    from engine.shapes.bench_quality import bench_clips
+    from engine.bench.quality import bench_clips
+    from engine.diffusion.masks import grabcut_refine
 
     (_, clip, _), (_, other, _) = bench_clips(24, 8, 128, 0)[13], bench_clips(24, 8, 128, 0)[12]
     seed = cv2.dilate(clip.masks[5].astype(np.uint8), np.ones((5, 5), np.uint8))

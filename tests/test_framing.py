@@ -7,7 +7,7 @@ import numpy as np
 from conftest import moving_disc_clip
 from test_pipeline import FAST, SRC, TRG, target_image
 
-from engine import framing
+from engine.compose import framing
 from engine.settings import EditSettings
 
 

@@ -7,10 +7,10 @@ import copy
 import numpy as np
 import torch
 
-from engine.conditioning import encode_images, encode_text, image_class_labels
-from engine.inflate import inflate_unet, is_trainable, load_trainable_state, trainable_state
-from engine.model_loading import load_model
-from engine.tuning import denoising_loss, training_scheduler, tune
+from engine.diffusion.conditioning import encode_images, encode_text, image_class_labels
+from engine.diffusion.inflate import inflate_unet, is_trainable, load_trainable_state, trainable_state
+from engine.diffusion.tuning import denoising_loss, training_scheduler, tune
+from engine.runtime.model_loading import load_model
 
 
 def test_fresh_inflation_equals_2d_model_on_one_frame(tiny_model_dir):

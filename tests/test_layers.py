@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from test_pipeline import FAST, SRC, TRG
 
-from engine.clean_plate import PAD, clean_plates, grow
-from engine.composite import composite_layers
+from engine.compose.clean_plate import PAD, clean_plates, grow
+from engine.compose.composite import composite_layers
+from engine.compose.shape_prior import new_outlines, place, same_shape, source_objects, target_silhouette
 from engine.settings import EditSettings
-from engine.shape_prior import new_outlines, place, same_shape, source_objects, target_silhouette
-from engine.shapes.clips import ClipSpec, render_clip
-from engine.shapes.metrics import iou
-from engine.shapes.render import Background, Pose, render_target_image
+from engine.shapes_world.clips import ClipSpec, render_clip
+from engine.shapes_world.metrics import iou
+from engine.shapes_world.render import Background, Pose, render_target_image
 
 
 def clip_of(shape: str = "circle", target_shape: str = "star", velocity=(0.5, 0.0), frames: int = 8,

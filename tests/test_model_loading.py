@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.errors import ModelError
-from engine.model_loading import check_model_folder, ddim_schedulers, load_model, resolve_model_folder
+from engine.runtime.model_loading import check_model_folder, ddim_schedulers, load_model, resolve_model_folder
 
 
 def test_tiny_model_is_exact_diffusers_layout(tiny_model_dir):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import moving_disc_clip
 
-from engine.composite import composite, compositing_mask, working_size
+from engine.compose.composite import composite, compositing_mask, working_size
+from engine.compose.windows import blend_weights, plan_windows
 from engine.errors import Cancelled, InputError
 from engine.settings import EditSettings
-from engine.windows import blend_weights, plan_windows
 
 SRC = "a red circle on a striped navy background"
 TRG = "a blue square on a striped navy background"

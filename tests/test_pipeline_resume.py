@@ -11,8 +11,8 @@ from conftest import moving_disc_clip
 from test_pipeline import FAST, SRC, TRG, target_image
 
 import engine.pipeline as pipeline_module
-from engine.cache import TensorCache
 from engine.errors import Cancelled
+from engine.runtime.cache import TensorCache
 from engine.settings import EditSettings
 
 
@@ -22,11 +22,12 @@ def test_a_resumed_render_skips_finished_windows_and_equals_an_uninterrupted_one
 ):
     clip = moving_disc_clip(10, 40, 40)
     settings = EditSettings(window=4, overlap=1, framing=framing, **FAST)  # windows (0,4) (3,7) (6,10)
-    layers = []
-    shape_layers = pipeline_module.shape_layers
-    monkeypatch.setattr(pipeline_module, "shape_layers", lambda *a: layers.append(shape_layers(*a)) or layers[-1])
+    compositors = []  # the layers a render composites with hold the clip's colour shift
+    compositor = pipeline_module.Compositor
+    monkeypatch.setattr(pipeline_module, "Compositor", lambda *a: compositors.append(compositor(*a)) or compositors[-1])
     whole = tiny_pipeline.render(clip, target_image(), SRC, TRG, settings)
-    assert layers[-1] is not None and layers[-1].shift is not None and np.abs(layers[-1].shift).max() > 0
+    layers = compositors[-1].layers
+    assert layers is not None and layers.shift is not None and np.abs(layers.shift).max() > 0
 
     checkpoint = TensorCache(tmp_path / "job")
     cancel = threading.Event()

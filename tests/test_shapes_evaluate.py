@@ -1,10 +1,10 @@
-"""The model-only shape-change probe (`engine.shapes.evaluate.inpaint`) on the tiny model."""
+"""The model-only shape-change probe (`engine.shapes_world.evaluate.inpaint`) on the tiny model."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.shapes.evaluate import inpaint
+from engine.shapes_world.evaluate import inpaint
 
 
 def test_the_inpaint_probe_edits_only_inside_its_region_and_scores_with_the_bench_metrics(tiny_model_dir):

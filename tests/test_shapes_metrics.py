@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.shapes.clips import ClipSpec, render_clip
-from engine.shapes.metrics import (
+from engine.shapes_world.clips import ClipSpec, render_clip
+from engine.shapes_world.metrics import (
     PSNR_CAP,
     bg_psnr,
     clip_metrics,
@@ -20,8 +20,8 @@ from engine.shapes.metrics import (
     shape_iou,
     track_err,
 )
-from engine.shapes.render import Background
-from engine.shapes.vocabulary import OBJECT_COLOURS
+from engine.shapes_world.render import Background
+from engine.shapes_world.vocabulary import OBJECT_COLOURS
 
 H = W = 100
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.shapes.clips import MOTIONS, clip_target_image, random_clip_spec, render_clip
-from engine.shapes.metrics import dilate, iou, object_pixels
-from engine.shapes.render import (
+from engine.shapes_world.clips import MOTIONS, clip_target_image, random_clip_spec, render_clip
+from engine.shapes_world.metrics import dilate, iou, object_pixels
+from engine.shapes_world.render import (
     Background,
     Pose,
     Scene,
@@ -21,7 +21,7 @@ from engine.shapes.render import (
     render_target_image,
     second_tone,
 )
-from engine.shapes.vocabulary import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS, SHAPES
+from engine.shapes_world.vocabulary import BACKGROUND_COLOURS, OBJECT_COLOURS, PATTERNS, SHAPES
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.shapes.train import TrainConfig, train  # noqa: E402
+from engine.shapes_world.train import TrainConfig, train  # noqa: E402
 
 
 def tiny_config(out: Path, steps: int) -> TrainConfig:
@@ -69,7 +69,7 @@ def test_resume_continues_a_stage(tmp_path: Path) -> None:
 def test_patch_coverage_follows_the_encoders_token_order() -> None:
     import numpy as np
 
-    from engine.shapes.train import patch_coverage
+    from engine.shapes_world.train import patch_coverage
 
     cov = np.zeros((1, 64, 64), np.float32)
     cov[0, 0:2, 8:10] = 1.0  # top-left 2×2 corner of the patch in row 0, column 1
@@ -113,7 +113,7 @@ def test_reinit_without_init_is_refused_naming_the_field(tmp_path: Path) -> None
     import argparse
 
     from engine.errors import InputError
-    from engine.shapes.train import add_arguments, run
+    from engine.shapes_world.train import add_arguments, run
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -147,7 +147,7 @@ def test_min_snr_weights_starve_high_noise_and_gamma_zero_does_not() -> None:
     import torch
     from diffusers import DDPMScheduler
 
-    from engine.shapes.train import loss_weights
+    from engine.shapes_world.train import loss_weights
 
     alpha_bar = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod
     capped = loss_weights(alpha_bar, "v_prediction", 5.0)
@@ -167,7 +167,7 @@ def test_a_scale_shift_unet_warm_starts_from_an_additive_one(tmp_path: Path) -> 
 
     from safetensors.torch import load_file
 
-    from engine.model_factory import TINY, load_spec
+    from engine.shapes_world.model_factory import TINY, load_spec
 
     base = train(tiny_config(tmp_path / "base", 2), log=lambda *_: None)
     spec = dataclasses.replace(TINY, unet_time_scale_shift="scale_shift")
@@ -194,11 +194,11 @@ def test_a_scale_shift_unet_warm_starts_from_an_additive_one(tmp_path: Path) -> 
 
 def test_object_framed_pool_frames_centre_the_object_and_leave_the_rest_as_before(tmp_path: Path) -> None:
     """The pool is whole frames (the very batches of a run without object framing), then crops as object
-    framing cuts them: the object near the middle at radius ≈ 0.3 (engine/framing.py)."""
+    framing cuts them: the object near the middle at radius ≈ 0.3 (engine/compose/framing.py)."""
     import numpy as np
 
-    from engine.shapes.data import CROP_JITTER, batch_rng, render_batch
-    from engine.shapes.train import pool_batches
+    from engine.shapes_world.data import CROP_JITTER, batch_rng, render_batch
+    from engine.shapes_world.train import pool_batches
 
     cfg = TrainConfig(out=tmp_path, pool_frames=100, object_framing=0.5)
     frame_part, object_part = list(pool_batches(cfg, 32))

@@ -1,1 +1,1 @@
-"""Talking to the engine daemon over gRPC: discovery, calls, and streams off the GUI thread."""
+"""The bridge's SDK in studio terms: finding or starting the daemon, pictures as numpy, calls off the GUI thread."""

@@ -1,38 +1,26 @@
-"""Finding the user's engine daemon, or starting one (and stopping it again if we started it).
+"""Finding the user's engine daemon, or starting one (and stopping it again if the studio started it).
 
-Discovery is the bridge's own (plugin_bridge.discovery), so the studio and every plugin reach the
-same daemon: RECAST_ENGINE_* variables, then the runtime folder's engine.json and default socket,
-trusted only when the folder is the user's and 0700. A TCP daemon is reached with its token over
-loopback or TLS (`tls_ca`). All methods block, so the controller runs them on a worker thread.
+Finding, starting and calling are the SDK's (plugin_bridge.client, plugin_bridge.discovery), so the
+studio and every plugin reach the same daemon the same way: RECAST_ENGINE_* variables, then the
+runtime folder's engine.json and default socket, trusted only when the folder is the user's and
+0700; a TCP daemon with its token over loopback or TLS (`tls_ca`). What is the studio's own: its
+settings (`EngineOptions`), its log, and stopping a daemon it started when it quits. All functions
+block, so the studio runs them on a worker thread.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
-from desktop.client.errors import StudioError
 from plugin_bridge import discovery
-from plugin_bridge.discovery import Endpoint
-from plugin_bridge.private_files import check_private_dir, open_log
+from plugin_bridge.client import RecastClient
+from plugin_bridge.errors import DaemonNotFound
 from protos.recast.v1 import engine_pb2 as pb
 from protos.recast.v1 import engine_pb2_grpc as pb_grpc
-
-_MESSAGE = 64 << 20
-_OPTIONS = [("grpc.max_receive_message_length", _MESSAGE), ("grpc.max_send_message_length", _MESSAGE)]
-
-
-def default_runtime_dir() -> Path:
-    """$RECAST_RUNTIME_DIR, else $XDG_RUNTIME_DIR/recast, else /tmp/recast-UID (as the bridge)."""
-    return discovery.runtime_dir()
 
 
 def default_log_path() -> Path:
@@ -47,7 +35,7 @@ def default_log_path() -> Path:
 class EngineOptions:
     """How to find or start the daemon (settings; command-line flags override)."""
 
-    runtime_dir: Path = field(default_factory=default_runtime_dir)
+    runtime_dir: Path = field(default_factory=discovery.runtime_dir)
     model: str = ""  # passed to `serve --model` when the studio starts the daemon
     start_if_missing: bool = True
     start_timeout: float = 90.0
@@ -58,13 +46,19 @@ class EngineOptions:
 
 @dataclass
 class Engine:
-    """A live connection: the channel, the stub, and the daemon process if we started it."""
+    """A live daemon: the SDK client to it, its latest info, and its process if the studio started it."""
 
-    channel: grpc.Channel
-    stub: pb_grpc.EngineStub
-    address: str
+    client: RecastClient
     info: pb.EngineInfo
     process: subprocess.Popen | None = None
+
+    @property
+    def stub(self) -> pb_grpc.EngineStub:
+        return self.client.stub
+
+    @property
+    def address(self) -> str:
+        return self.client.endpoint.target
 
     @property
     def started_by_us(self) -> bool:
@@ -72,7 +66,7 @@ class Engine:
 
     def close(self, stop_daemon: bool = True, timeout: float = 15.0) -> None:
         """Close the channel; stop the daemon only if this studio started it."""
-        self.channel.close()
+        self.client.close()
         p = self.process
         if stop_daemon and p is not None and p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -83,74 +77,37 @@ class Engine:
                 p.wait(5)
 
 
-def _open(endpoint: Endpoint, timeout: float) -> tuple[grpc.Channel, pb_grpc.EngineStub, pb.EngineInfo]:
-    channel = discovery.open_channel(endpoint, _OPTIONS)  # sends the token, over TLS when there is a CA
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-        stub = pb_grpc.EngineStub(channel)
-        info = stub.GetEngineInfo(pb.GetEngineInfoRequest(), timeout=max(timeout, 5.0))
-    except BaseException:
-        channel.close()
-        raise
-    return channel, stub, info
-
-
 def discover(options: EngineOptions, timeout: float = 2.0) -> Engine | None:
-    """The running daemon the bridge's discovery names (variables, engine.json, default socket), if it
-    answers. Raises plugin_bridge's UntrustedPath when the runtime folder is not the user's own."""
-    for endpoint in discovery.candidates(rdir=options.runtime_dir, tls_ca=options.tls_ca or None):
-        if endpoint.is_unix and not os.path.exists(endpoint.target[len("unix:"):]):
-            continue
-        try:
-            channel, stub, info = _open(endpoint, timeout)
-        except (grpc.FutureTimeoutError, grpc.RpcError):
-            continue
-        if info.draining:  # shutting down: its successor will take over the socket
-            channel.close()
-            continue
-        return Engine(channel, stub, endpoint.target, info)
-    return None
+    """The running daemon discovery names (variables, engine.json, default socket) that answers and is
+    not shutting down, if any. Raises UntrustedPath when the runtime folder is not the user's own."""
+    endpoints = discovery.candidates(rdir=options.runtime_dir, tls_ca=options.tls_ca or None)
+    client = RecastClient.find(endpoints, wait=timeout, skip_draining=True)
+    if client is None:
+        return None
+    try:
+        return Engine(client, client.info())
+    except BaseException:
+        client.close()
+        raise
 
 
 def serve_command(options: EngineOptions) -> list[str]:
-    """`recast-engine serve`, from PATH if installed, else through this interpreter."""
-    exe = shutil.which("recast-engine")
-    cmd = [exe] if exe else [sys.executable, "-m", "engine.cli"]
-    cmd += ["serve", "--runtime-dir", str(options.runtime_dir)]
-    if options.model:
-        cmd += ["--model", options.model]
-    if "--idle-exit" not in options.serve_args:  # started on demand: it exits once idle instead of lingering
-        cmd += ["--idle-exit", str(discovery.ON_DEMAND_IDLE_EXIT)]
-    return cmd + list(options.serve_args)
+    """The `recast-engine serve` command the studio starts (on demand: it exits once idle)."""
+    return discovery.serve_command(options.model or None, options.serve_args, options.runtime_dir)
 
 
 def start_daemon(options: EngineOptions, log_path: Path | None = None) -> Engine:
-    """Spawn a daemon and wait until its socket answers (its models may still be loading)."""
-    check_private_dir(options.runtime_dir, create=True)  # never start into a folder another user owns
-    log = open_log(log_path) if log_path else subprocess.DEVNULL
-    env = dict(os.environ, **options.extra_env)
-    try:
-        proc = subprocess.Popen(serve_command(options), stdout=log, stderr=log, env=env, start_new_session=True)
-    except OSError as exc:
-        raise StudioError(f"Could not start the engine ({exc.strerror or exc}).") from None
-    finally:
-        if log_path:
-            os.close(log)
-    deadline = time.monotonic() + options.start_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = ""
-            if log_path and log_path.exists():
-                lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-                tail = lines[-1] if lines else ""
-            raise StudioError(f"The engine stopped while starting (exit {proc.returncode}). {tail}".strip())
-        found = discover(options, timeout=1.0)
-        if found is not None:
-            found.process = proc
-            return found
-        time.sleep(0.2)
-    proc.terminate()
-    raise StudioError(f"The engine did not start within {options.start_timeout:.0f} s.")
+    """Spawn a daemon and wait until it answers (its models may still be loading)."""
+    process, _ = discovery.start_daemon(
+        model=options.model or None, rdir=options.runtime_dir, extra=options.serve_args,
+        timeout=options.start_timeout, env=options.extra_env, log_path=log_path, until_loaded=False,
+    )
+    found = discover(options, timeout=5.0)
+    if found is None:
+        raise DaemonNotFound(f"The engine started but does not answer in {options.runtime_dir}.")
+    if process.poll() is None:  # else another studio or plugin won the race: that daemon is not ours
+        found.process = process
+    return found
 
 
 def connect(options: EngineOptions, log_path: Path | None = None) -> Engine:
@@ -159,5 +116,5 @@ def connect(options: EngineOptions, log_path: Path | None = None) -> Engine:
     if found is not None:
         return found
     if not options.start_if_missing:
-        raise StudioError("No engine is running. Start one with `recast-engine serve`, or allow the studio to.")
+        raise DaemonNotFound("No engine is running. Start one with `recast-engine serve`, or allow the studio to.")
     return start_daemon(options, log_path)

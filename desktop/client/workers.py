@@ -1,8 +1,8 @@
-"""Running engine calls off the GUI thread and handing results back as Qt signals.
+"""Running SDK calls off the GUI thread and handing results back as Qt signals.
 
-Why: a gRPC call or stream may take seconds (uploads, frame streams) or minutes (Watch); the GUI
-thread only ever receives finished Python objects through queued signal connections, so it never
-waits on the network or on PNG decoding.
+A call or stream may take seconds (uploads, frame streams) or minutes (Watch); the GUI thread only
+ever receives finished Python objects through queued signal connections, so it never waits on the
+network or on PNG decoding.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from desktop.client.errors import friendly
 from desktop.imaging import decode_png
+from plugin_bridge.client import RecastClient
+from plugin_bridge.errors import Cancelled, InvalidArgument, NotFound, from_rpc_error
 from protos.recast.v1 import engine_pb2 as pb
-from protos.recast.v1 import engine_pb2_grpc as pb_grpc
 
 
 class Task(QObject):
@@ -63,19 +64,21 @@ class _Runnable(QRunnable):
 
 
 class WatchWorker(QThread):
-    """Follows one job's Watch stream; re-attaches with `from_seq` after a lost connection.
+    """Follows one job's Watch stream; re-attaches with `from_seq` after a lost connection, for as long
+    as the studio runs (the SDK's `watch` gives up after a while; a studio waits for its engine).
 
+    The stream is the SDK client's raw stub call, so `stop()` can cancel it from the GUI thread.
     Images are decoded here, so `event` carries ready numpy arrays: (job_id, JobEvent, images),
     images = {"image": rgb, "mask": grey} for preview/result events.
     """
 
     event = Signal(str, object, object)
-    lost = Signal(str, str)  # job_id, message: the engine went away (we keep retrying)
+    lost = Signal(str, str)  # job_id, message: the engine went away (the worker keeps retrying)
     ended = Signal(str)
 
-    def __init__(self, stub_fn: Callable[[], pb_grpc.EngineStub], job_id: str, from_seq: int = 0) -> None:
+    def __init__(self, client_fn: Callable[[], RecastClient], job_id: str, from_seq: int = 0) -> None:
         super().__init__()
-        self._stub_fn, self.job_id, self.next_seq = stub_fn, job_id, max(1, from_seq)
+        self._client_fn, self.job_id, self.next_seq = client_fn, job_id, max(1, from_seq)
         self._stop = threading.Event()
         self._call: Any = None
         self._lock = threading.Lock()
@@ -90,7 +93,8 @@ class WatchWorker(QThread):
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                call = self._stub_fn().Watch(pb.WatchRequest(job_id=self.job_id, from_seq=self.next_seq))
+                request = pb.WatchRequest(job_id=self.job_id, from_seq=self.next_seq)
+                call = self._client_fn().stub.Watch(request)
                 with self._lock:
                     self._call = call
                 if self._stop.is_set():
@@ -101,10 +105,11 @@ class WatchWorker(QThread):
                     self.event.emit(self.job_id, ev, self._images(ev, ev.WhichOneof("event")))
                 break  # the stream ends after the job's terminal event
             except grpc.RpcError as exc:
-                if self._stop.is_set() or exc.code() == grpc.StatusCode.CANCELLED:
+                err = from_rpc_error(exc)
+                if self._stop.is_set() or isinstance(err, Cancelled):
                     break
-                self.lost.emit(self.job_id, friendly(exc))
-                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                self.lost.emit(self.job_id, friendly(err))
+                if isinstance(err, (NotFound, InvalidArgument)):
                     break
             except Exception as exc:  # no engine right now (closed channel, reconnecting): try again
                 self.lost.emit(self.job_id, friendly(exc))

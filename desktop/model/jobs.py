@@ -1,4 +1,8 @@
-"""The engine jobs the studio follows: state, stage, progress and ETA, fed by Watch events."""
+"""The engine jobs the studio follows: state, stage, progress and ETA, fed by Watch events.
+
+States are the contract's JobState numbers; their names and which of them end a job come from the
+shared table (plugin_bridge.job_states).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
-STATES = {0: "unknown", 1: "queued", 2: "running", 3: "finished", 4: "failed", 5: "cancelled", 6: "interrupted"}
-TERMINAL = {"finished", "failed", "cancelled", "interrupted"}
+from protos.job_states import ENDED_STATES, state_name
+from protos.recast.v1 import engine_pb2 as pb
 
 
 @dataclass
@@ -16,7 +20,7 @@ class JobInfo:
     job_id: str
     kind: str  # "mask" or "render"
     clip_id: str
-    state: str = "queued"
+    state: int = pb.JOB_STATE_QUEUED  # a JobState number
     position: int = 0
     stage: str = ""
     step: int = 0
@@ -29,7 +33,7 @@ class JobInfo:
 
     @property
     def done(self) -> bool:
-        return self.state in TERMINAL
+        return self.state in ENDED_STATES
 
     @property
     def fraction(self) -> float:
@@ -37,17 +41,17 @@ class JobInfo:
 
     def describe(self) -> str:
         """One line for the job panel: what it is doing now."""
-        if self.state == "queued":
+        if self.state == pb.JOB_STATE_QUEUED:
             return "queued — runs next" if self.position == 0 else f"queued — {self.position} ahead"
-        if self.state == "running":
+        if self.state == pb.JOB_STATE_RUNNING:
             eta = f", about {self.eta:.0f} s left" if self.eta >= 0 else ""
             frames = f" · {self.frames_done} frames in" if self.frames_done else ""
             return f"{self.stage or 'starting'} {self.step}/{self.total}{eta}{frames}" if self.total else "starting"
-        if self.state == "failed":
+        if self.state == pb.JOB_STATE_FAILED:
             return f"failed: {self.error}"
-        if self.state == "finished" and self.kind == "render":
-            return f"finished — {self.frames_done} frames"
-        return self.state
+        if self.state == pb.JOB_STATE_SUCCEEDED:
+            return f"finished — {self.frames_done} frames" if self.kind == "render" else "finished"
+        return state_name(self.state)
 
 
 class JobList(QObject):

@@ -1,8 +1,13 @@
-"""The pipeline parameters the inspector offers, declared as data (mirrors recast.v1.EditSettings).
+"""The pipeline parameters the inspector offers, derived from the settings table (protos/settings_table.py).
 
-Why a table: the inspector builds its form from it, tooltips and defaults live in one place, and
-`to_settings` sends only what the user changed — unset fields mean "the engine's default", so a
-newer engine's defaults win unless the user chose otherwise.
+Why derived: the engine's defaults and ranges are declared once, in the table; a copy here would
+show a default the engine no longer has and nothing would fail. `to_settings` sends only what the
+user changed — unset fields mean "the engine's default", so a newer engine's defaults win unless the
+user chose otherwise.
+
+Two settings become more than one widget: `mask_threshold` also takes the word "otsu", offered as a
+"Mask method" choice beside the number, and `correction_weights` is three numbers (previous, self,
+next frame). The seed has its own row in the inspector (with a "Random" button) and is not a Param.
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from protos.recast.v1 import engine_pb2 as pb
+from protos.settings_table import SETTINGS, Setting
+from protos.settings_wire import settings_to_message
+
+METHOD = "threshold"  # the "Mask method" word that means: use the number
 
 
 @dataclass(frozen=True)
 class Param:
-    name: str  # EditSettings field
+    name: str  # the recipe's key: a setting's name, "mask_method", or a correction weight's proto field
     label: str
     kind: str  # "int", "float", "bool", "choice"
     default: Any
@@ -25,58 +34,34 @@ class Param:
     step: float = 1
     choices: tuple[str, ...] = ()
     advanced: bool = False
+    setting: str = ""  # the table's setting this edits
 
 
-PARAMS: tuple[Param, ...] = (
-    Param("steps", "Steps", "int", 20, "DDIM steps for inversion, masks and generation. More is slower and cleaner.",
-          1, 1000),
-    Param("guidance_scale", "Guidance", "float", 10.0,
-          "How strongly the result follows the target prompt and image (1 = no guidance).", 1, 30, 0.5),
-    Param("source_negative", "Away from source", "bool", True,
-          "Guide away from the source's look rather than from nothing: recolours more reliably.", advanced=True),
-    Param("tune_steps", "Tuning steps", "int", 20,
-          "One-shot tuning on the source clip; 0 skips tuning (faster, less faithful motion).", 0, 2000),
-    Param("tune_lr", "Tuning rate", "float", 1e-4, "Learning rate of the one-shot tuning.", 1e-6, 1e-2, 1e-5,
-          advanced=True),
-    Param("noise_level", "Image noise", "int", 0,
-          "unCLIP noise on the target image's embedding: higher follows the image more loosely.", 0, 1000),
-    Param("mask_method", "Mask method", "choice", "threshold",
-          "Fixed threshold, or Otsu's threshold chosen per clip.", choices=("threshold", "otsu")),
-    Param("mask_threshold", "Mask threshold", "float", 0.3,
-          "Share of the peak source/target difference that counts as 'edit'. Lower grows the mask.", 0.01, 0.99,
-          0.05),
-    Param("mask_dilate", "Mask dilation", "float", 0.0, "Grow the mask by this share of the frame's shorter side.",
-          0, 0.5, 0.01),
-    Param("mask_refine", "Refine edges", "bool", True, "Snap mask edges to the source frame (GrabCut)."),
-    Param("feather", "Feather", "float", 0.01, "Soft compositing edge, as a share of the shorter side.", 0, 0.5,
-          0.005),
-    Param("framing", "Framing", "choice", "frame",
-          "Object: edit a crop that follows the mask, so a small object gets the model's full size.",
-          choices=("frame", "object")),
-    Param("renoise", "Renoise", "float", 0.0,
-          "Fresh noise inside the mask at the start: room for a new shape (0 follows the source's outline).",
-          0, 1, 0.05),
-    Param("layered", "Layers", "bool", True,
-          "The new object takes the target image's outline at the old object's pose; the rest of the old "
-          "object becomes background seen in other frames."),
-    Param("color_match", "Colour match", "float", 1.0,
-          "With layers: move the new object's colour this share of the way to the target image's.", 0, 1, 0.1),
-    Param("latent_correction", "Latent correction", "bool", True,
-          "Blend each frame's latents with its matched neighbours inside the mask (steadier objects)."),
-    Param("temporal", "Temporal model", "bool", True,
-          "Off: edit frame by frame without inflation, tuning or correction (an ablation; flickers)."),
-    Param("anchor_first_frame", "Anchor first frame", "bool", True,
-          "Frames also attend to the first frame: keeps the object's look stable.", advanced=True),
-    Param("window", "Window", "int", 16, "Frames processed together; long clips run in overlapping windows.", 2,
-          512, advanced=True),
-    Param("overlap", "Overlap", "int", 4, "Frames shared by neighbouring windows (blended).", 0, 511, advanced=True),
-    Param("preview_every", "Preview every", "int", 5, "Decode a preview every N denoising steps (0: none).", 0, 1000,
-          advanced=True),
-    Param("inversion_refine", "Inversion refine", "int", 1, "Fixed-point iterations per inversion step.", 0, 10,
-          advanced=True),
-    Param("cache", "Reuse cache", "bool", True, "Reuse tuned weights and inversions of the same clip and settings.",
-          advanced=True),
-)
+def _tooltip(s: Setting) -> str:
+    return f"{s.help_sentence}\nEngine setting {s.name}, default {s.default_text()}."
+
+
+def params_for(s: Setting) -> tuple[Param, ...]:
+    """The inspector's editors of one table setting."""
+    tip = _tooltip(s)
+    common = {"tooltip": tip, "advanced": s.advanced, "setting": s.name}
+    if s.kind == "weights":
+        lo, hi = s.ui_range()
+        return tuple(Param(field, f"{s.label} ({part})", "float", w, f"Weight of the {part} frame. {tip}", lo, hi,
+                           s.step, advanced=s.advanced, setting=s.name)
+                     for (field, _), part, w in zip(s.proto, ("previous", "current", "next"), s.default))
+    if s.kind in ("bool", "choice"):
+        return (Param(s.name, s.label, s.kind, s.default, choices=s.choices, **common),)
+    lo, hi = s.ui_range()
+    number = Param(s.name, s.label, s.kind, s.default, minimum=lo, maximum=hi, step=s.step, **common)
+    if not s.words:
+        return (number,)
+    method = Param(s.proto[1][0], s.label.split()[0] + " method", "choice", METHOD,
+                   choices=(METHOD, *s.words), **common)
+    return (method, number)
+
+
+PARAMS: tuple[Param, ...] = tuple(p for s in SETTINGS if s.name != "seed" for p in params_for(s))
 
 BY_NAME = {p.name: p for p in PARAMS}
 
@@ -91,21 +76,25 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def changed_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The table's settings whose editors differ from their defaults, by setting name."""
+    out: dict[str, Any] = {}
+    for s in SETTINGS:
+        ps = [BY_NAME[p.name] for p in params_for(s) if p.name in BY_NAME]
+        if not ps or all(_same(values.get(p.name, p.default), p.default) for p in ps):
+            continue
+        if s.kind == "weights":  # all three or none
+            out[s.name] = [float(values.get(p.name, p.default)) for p in ps]
+        elif s.words and values.get(ps[0].name, METHOD) != METHOD:
+            out[s.name] = values[ps[0].name]  # "otsu": the number is not used
+        else:
+            p = ps[-1]
+            value = values.get(p.name, p.default)
+            if not _same(value, p.default):
+                out[s.name] = {"int": int, "float": float, "bool": bool}.get(p.kind, str)(value)
+    return out
+
+
 def to_settings(values: dict[str, Any], seed: int) -> pb.EditSettings:
     """EditSettings with the seed and every parameter that differs from its default."""
-    s = pb.EditSettings(seed=seed)
-    for name, value in values.items():
-        p = BY_NAME.get(name)
-        if p is None or _same(value, p.default):
-            continue
-        if name == "mask_method":
-            s.mask_method = pb.MASK_METHOD_OTSU if value == "otsu" else pb.MASK_METHOD_THRESHOLD
-        elif p.kind == "choice":
-            setattr(s, name, str(value))
-        elif p.kind == "bool":
-            setattr(s, name, bool(value))
-        elif p.kind == "int":
-            setattr(s, name, int(value))
-        else:
-            setattr(s, name, float(value))
-    return s
+    return settings_to_message({**changed_settings(values), "seed": int(seed)})

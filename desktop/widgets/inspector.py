@@ -1,7 +1,9 @@
 """The inspector: prompts, target image, model, parameters (defaults and tooltips) and seed.
 
-Built from desktop.model.params, bound both ways to the Recipe: widget edits update the recipe,
-recipe changes (e.g. restored settings) update the widgets.
+Built from the settings table (protos/settings_table.py) through desktop.model.params: one row per
+setting, its range, default and help from the table, the advanced ones in an advanced section. Bound
+both ways to the Recipe: widget edits update the recipe, recipe changes (e.g. restored settings)
+update the widgets.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.model.params import PARAMS, Param
+from desktop.model.params import PARAMS, Param, params_for
 from desktop.model.recipe import Recipe
 from desktop.widgets.target_well import TargetWell
-from protos.settings_help import SETTING_HELP
+from protos.settings_table import BY_NAME, SETTINGS
 
 
 class Inspector(QWidget):
@@ -60,28 +62,38 @@ class Inspector(QWidget):
         self.model.setToolTip("The model the engine has loaded. Start the engine with --model to use another.")
         form.addRow("Model", self.model)
         seed_row = QHBoxLayout()
+        seed = BY_NAME["seed"]
+        lo, hi = (int(x) for x in seed.ui_range())
         self.seed = QSpinBox(objectName="seed")
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Same seed, same settings, same result. Change it for a different variation.")
+        self.seed.setRange(lo, hi)
+        self.seed.setValue(seed.default)
+        self.seed.setToolTip(f"{seed.help_sentence} Change it for a different variation.")
         dice = QPushButton("Random")
         dice.setToolTip("A random seed")
         dice.setFixedWidth(70)
-        dice.clicked.connect(lambda: self.seed.setValue(random.randrange(0, 2**31 - 1)))
+        dice.clicked.connect(lambda: self.seed.setValue(random.randrange(lo, hi)))
         seed_row.addWidget(self.seed)
         seed_row.addWidget(dice)
-        form.addRow("Seed", seed_row)
-        for p in PARAMS:
-            if not p.advanced:
-                form.addRow(p.label, self._editor(p))
-        lay.addLayout(form)
+        form.addRow(seed.label, seed_row)
 
         self.advanced = QCheckBox("Advanced parameters", objectName="show-advanced")
         adv_inner = QWidget()
         adv_form = QFormLayout(adv_inner)
         adv_form.setContentsMargins(12, 0, 0, 0)
-        for p in PARAMS:
-            if p.advanced:
-                adv_form.addRow(p.label, self._editor(p))
+        for s in SETTINGS:
+            if s.name == "seed":
+                continue
+            target = adv_form if s.advanced else form
+            params = params_for(s)
+            if s.kind == "weights":  # one row of three numbers (previous, current, next frame)
+                row = QHBoxLayout()
+                for p in params:
+                    row.addWidget(self._editor(p))
+                target.addRow(s.label, row)
+            else:
+                for p in params:
+                    target.addRow(p.label, self._editor(p))
+        lay.addLayout(form)
         adv_inner.setVisible(False)
         self.advanced.toggled.connect(adv_inner.setVisible)
         lay.addWidget(self.advanced)
@@ -111,8 +123,7 @@ class Inspector(QWidget):
         self.sync_from_recipe()
 
     def _editor(self, p: Param) -> QWidget:
-        engine_words = SETTING_HELP.get("mask_threshold" if p.name == "mask_method" else p.name, "")
-        tip = f"{p.tooltip}\nEngine setting {p.name}: {engine_words}\nDefault: {p.default}"
+        tip = p.tooltip
         if p.kind == "bool":
             w: Any = QCheckBox()
             w.toggled.connect(lambda v, n=p.name: self._push(**{n: bool(v)}))

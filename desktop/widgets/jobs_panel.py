@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from desktop.model.jobs import JobInfo, JobList
+from protos.recast.v1 import engine_pb2 as pb
 
 
 class JobRow(QWidget):
@@ -40,10 +41,10 @@ class JobRow(QWidget):
 
     def refresh(self, job: JobInfo) -> None:
         self.status.setText(job.describe())
-        self.bar.setValue(1000 if job.state == "finished" else int(1000 * job.fraction))
+        self.bar.setValue(1000 if job.state == pb.JOB_STATE_SUCCEEDED else int(1000 * job.fraction))
         self.cancel.setEnabled(not job.done)
         self.cancel.setVisible(not job.done)
-        self.show_button.setVisible(job.kind == "render" and job.state == "finished")
+        self.show_button.setVisible(job.kind == "render" and job.state == pb.JOB_STATE_SUCCEEDED)
 
 
 class JobsPanel(QWidget):

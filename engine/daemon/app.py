@@ -26,7 +26,7 @@ from engine.daemon.assets import Assets, Clips
 from engine.daemon.events import EventLog
 from engine.daemon.jobs import JobManager
 from engine.daemon.limits import Limits
-from engine.daemon.masks import Masks
+from engine.daemon.mask_versions import Masks
 from engine.daemon.retention import Retention
 from engine.daemon.runner import PipelineHost, Runners
 from engine.daemon.security import (
@@ -40,9 +40,8 @@ from engine.daemon.security import (
     runtime_dir,
     write_private_json,
 )
-from engine.daemon.server import EngineServicer
+from engine.daemon.servicer import EngineServicer
 from engine.daemon.storage import Storage, new_id
-from engine.settings import Limits as PipelineLimits
 from protos.recast.v1 import engine_pb2 as pb
 
 log = logging.getLogger("recast.daemon")
@@ -215,18 +214,13 @@ class Daemon:
         self.clips = Clips(self.storage, self.assets, self.limits)
         self.masks = Masks(self.storage, self.clips)
         self.retention = Retention(self.storage)
-        pipeline_limits = PipelineLimits(
-            max_frames=self.limits.max_clip_frames,
-            max_clip_pixels=self.limits.max_clip_pixels,
-            max_prompt_chars=self.limits.max_prompt_chars,
-        )
         self.host = PipelineHost(
             c.model,
             c.device,
             cache_dir=c.data_dir / "cache",
             cache_max_bytes=c.cache_max_bytes,
             threads=c.torch_threads,
-            limits=pipeline_limits,
+            limits=self.limits.pipeline,
             keep_alive=c.keep_alive,
         )
         self.host.claim_threads()
@@ -361,7 +355,7 @@ class Daemon:
         """The active model first, then the other models shipped with the engine."""
         models = [pb.ModelInfo(name=self.host.model_name, native_size=self.host.native_size, active=True)]
         try:
-            from engine.model_loading import SHIPPED_MODELS_DIR
+            from engine.runtime.model_loading import SHIPPED_MODELS_DIR
 
             shipped = sorted(p.name for p in SHIPPED_MODELS_DIR.iterdir() if (p / "model_index.json").is_file())
         except OSError:

@@ -203,7 +203,7 @@ class Clips:
             raise InputError("end_frame", f"{end} is past the asset's end ({asset.frame_count} frames)")
         if end <= start:
             raise InputError("end_frame", f"{end} must be greater than start_frame {start}")
-        self.limits.check_clip("end_frame", end - start, asset.width, asset.height)
+        self.limits.pipeline.check_clip(end - start, asset.height, asset.width, field="end_frame")
         clip_id = new_id()
         self.storage.db.execute(
             "INSERT INTO clips VALUES (?,?,?,?,?,?,?,?)",
@@ -230,7 +230,7 @@ class Clips:
 
     def read_frames(self, clip: Row, start: int = 0, end: int = 0) -> np.ndarray:
         """Decoded RGB frames (N, H, W, 3) of [start, end) inside the clip."""
-        from engine.video_io import read_frames
+        from engine.runtime.video_io import read_frames
 
         start, end = self.range(clip, start, end)
         asset = self.assets.get(clip.asset_id)

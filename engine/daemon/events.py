@@ -21,8 +21,6 @@ from collections.abc import Callable
 from engine.daemon.storage import Storage, now_ms
 from protos.recast.v1 import engine_pb2 as pb
 
-TERMINAL_EVENTS = frozenset({"finished", "failed", "cancelled", "interrupted"})
-
 
 class EventLog:
     """Appends and reads job events; `wait` blocks until a job has an event after a given seq."""

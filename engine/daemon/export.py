@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import video_io
 from engine.daemon import media
 from engine.daemon.jobs import JobManager, WrongState
 from engine.daemon.security import resolve_export_path
 from engine.daemon.status import path_error
 from engine.daemon.storage import Storage, _fsync_dir
 from engine.errors import InputError
+from engine.runtime import video_io
 from protos.recast.v1 import engine_pb2 as pb
 
 TMP_PREFIX = ".recast-export-"

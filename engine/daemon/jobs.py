@@ -26,14 +26,11 @@ from engine.daemon.events import EventLog
 from engine.daemon.limits import Limits
 from engine.daemon.storage import Row, Storage, new_id, now_ms
 from engine.errors import Cancelled, InputError, LimitError, ModelError, RecastError
+from protos.job_states import RESUMABLE_STATES
 from protos.recast.v1 import engine_pb2 as pb
 
 log = logging.getLogger("recast.daemon.jobs")
 
-TERMINAL_STATES = frozenset(
-    {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED}
-)
-RESUMABLE_STATES = frozenset({pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_INTERRUPTED})
 PROGRESS_INTERVAL = 0.2  # seconds between progress events (each one is an fsynced commit)
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0  # seconds the worker waits after a storage failure
 _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})

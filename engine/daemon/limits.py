@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import InputError, LimitError
+from engine.errors import LimitError
 from engine.settings import Limits as PipelineLimits
 
 MIB = 1024 * 1024
@@ -29,6 +29,12 @@ class Limits:
     max_message_bytes: int = 64 * MIB
     max_image_pixels: int = 8192 * 8192
 
+    @property
+    def pipeline(self) -> PipelineLimits:
+        """The clip and prompt limits, checked by the pipeline's own Limits (one set of checks)."""
+        return PipelineLimits(max_frames=self.max_clip_frames, max_clip_pixels=self.max_clip_pixels,
+                              max_prompt_chars=self.max_prompt_chars)
+
     def check_asset_size(self, field: str, size: int) -> None:
         if size > self.max_asset_bytes:
             raise LimitError(field, f"{size} bytes exceeds the limit of {self.max_asset_bytes} bytes")
@@ -37,27 +43,9 @@ class Limits:
         if size > self.max_chunk_bytes:
             raise LimitError(field, f"chunk of {size} bytes exceeds {self.max_chunk_bytes} bytes (1 MiB)")
 
-    def check_clip(self, field: str, frames: int, width: int, height: int) -> None:
-        if frames > self.max_clip_frames:
-            raise LimitError(field, f"{frames} frames exceeds the limit of {self.max_clip_frames}")
-        if frames * width * height > self.max_clip_pixels:
-            raise LimitError(
-                field,
-                f"{frames} frames of {width}x{height} exceeds the limit of {self.max_clip_pixels} pixels",
-            )
-
     def check_image(self, field: str, width: int, height: int) -> None:
         if width * height > self.max_image_pixels:
             raise LimitError(field, f"{width}x{height} image exceeds {self.max_image_pixels} pixels")
-
-    def check_prompt(self, field: str, text: str) -> None:
-        """Empty prompts are an input error; overlong ones a limit (the encoder would truncate)."""
-        if not text.strip():
-            raise InputError(field, "must not be empty")
-        if len(text) > self.max_prompt_chars:
-            raise LimitError(field, f"{len(text)} characters exceeds the limit of {self.max_prompt_chars}")
-        if any(ord(c) < 32 and c not in "\t\n" for c in text):
-            raise InputError(field, "contains control characters")
 
     def check_queue(self, queued: int) -> None:
         if queued >= self.max_queued_jobs:

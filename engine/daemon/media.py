@@ -1,6 +1,6 @@
 """Media helpers of the daemon: probing assets from their headers, PNG in and out of messages.
 
-Why separate from engine.video_io: the daemon must learn sizes *without decoding* (limits are
+Why separate from engine.runtime.video_io: the daemon must learn sizes *without decoding* (limits are
 checked first) and moves pictures as PNG bytes, never as files.
 """
 
@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from engine import video_io
 from engine.errors import InputError
+from engine.runtime import video_io
 from protos.recast.v1 import engine_pb2 as pb
 
 PILImage.MAX_IMAGE_PIXELS = None  # our own limit (Limits.max_image_pixels) is checked from the header

@@ -20,10 +20,10 @@ from engine.daemon.jobs import WrongState
 from engine.daemon.status import NotFound
 from engine.daemon.storage import Storage
 from engine.errors import LimitError
+from protos.job_states import ACTIVE_STATES
 from protos.recast.v1 import engine_pb2 as pb
 
 GIB = 1024**3
-ACTIVE_STATES = (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
 # Every column that names a blob. A new table holding blob names must be listed here.
 BLOB_REFERENCES = (
     "SELECT asset_id AS b FROM assets",

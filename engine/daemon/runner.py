@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import shutil
 import threading
@@ -27,38 +26,23 @@ from engine.daemon import media
 from engine.daemon.assets import Assets, Clips
 from engine.daemon.events import EventLog
 from engine.daemon.jobs import RunContext
-from engine.daemon.masks import Masks
+from engine.daemon.mask_versions import Masks
 from engine.daemon.storage import Row, Storage
 from engine.errors import InputError, ModelError
 from protos.recast.v1 import engine_pb2 as pb
+from protos.settings_wire import SettingValueError, settings_from_message
 
 log = logging.getLogger("recast.daemon.runner")
 
-_WEIGHTS = ("correction_weight_prev", "correction_weight_self", "correction_weight_next")
-_SPECIAL = {"mask_method", "extra", *_WEIGHTS}
-
 
 def settings_from_proto(msg: pb.EditSettings):  # noqa: ANN201 - engine.settings.EditSettings
-    """Only the fields the client set, by name; validated by EditSettings itself."""
+    """Only the fields the client set, by name (protos.settings_wire); validated by EditSettings itself."""
     from engine.settings import EditSettings
 
-    values: dict[str, Any] = {}
-    for field, value in msg.ListFields():
-        if field.name not in _SPECIAL:
-            values[field.name] = value
-    if msg.mask_method == pb.MASK_METHOD_OTSU:
-        values["mask_threshold"] = "otsu"
-    present = [msg.HasField(w) for w in _WEIGHTS]
-    if any(present):
-        if not all(present):
-            raise InputError("settings.correction_weight_prev", "set all three correction weights or none")
-        values["correction_weights"] = tuple(getattr(msg, w) for w in _WEIGHTS)
-    for key, raw in msg.extra.items():
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise InputError(f"settings.extra[{key!r}]", f"{raw[:80]!r} is not JSON") from None
-        values[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        values = settings_from_message(msg)
+    except SettingValueError as exc:
+        raise InputError(exc.field, exc.problem) from None
     try:
         return EditSettings.from_dict(values)
     except InputError as exc:
@@ -252,7 +236,7 @@ class Runners:
         return self.storage.root / "resume" / job_id
 
     def _checkpoint(self, job_id: str) -> Any:
-        from engine.cache import TensorCache
+        from engine.runtime.cache import TensorCache
 
         return TensorCache(self.checkpoint_dir(job_id), max_bytes=1 << 62)  # one job's own: never evicted
 
@@ -261,13 +245,13 @@ class Runners:
 
     def prune_checkpoints(self) -> int:
         """Removes the checkpoints of jobs that are gone or can no longer be resumed; returns how many."""
-        from engine.daemon.jobs import RESUMABLE_STATES
+        from protos.job_states import ACTIVE_STATES, RESUMABLE_STATES
 
         root = self.storage.root / "resume"
         removed = 0
         for folder in root.iterdir() if root.is_dir() else ():
             row = self.storage.db.query_one("SELECT state FROM jobs WHERE job_id=?", (folder.name,))
-            if row is None or row.state not in RESUMABLE_STATES | {pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING}:
+            if row is None or row.state not in RESUMABLE_STATES + ACTIVE_STATES:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

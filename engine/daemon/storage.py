@@ -279,7 +279,7 @@ class Database:
 def _migrate_events_v1(conn: sqlite3.Connection) -> None:
     """Version 1: previews move out of `events` into `previews` (kept only while their job runs),
     and an earlier attempt's terminal event is marked `superseded` (it no longer ends a Watch)."""
-    from engine.daemon.events import TERMINAL_EVENTS  # events builds on this module
+    from protos.job_states import TERMINAL_EVENTS
     from protos.recast.v1 import engine_pb2 as pb
 
     if "superseded" not in {r["name"] for r in conn.execute("PRAGMA table_info(events)")}:

@@ -22,7 +22,7 @@ import uuid
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import strips
+from . import settings_props, strips
 from .bridge_process import BridgeFailed, BridgeProcess, default_command, edit_request, outcome, run_blocking
 
 bl_info = {
@@ -40,8 +40,10 @@ bl_info = {
 # Edits in flight in this Blender session (module state, so a crash never leaves a saved file "busy").
 _BUSY: set = set()
 CANCELLED = "cancelled"
-# Settings sent only when the user changed them (RNA `is_property_set`), named as in `recast-engine edit`.
-PIPELINE_SETTINGS = ("steps", "seed", "guidance_scale", "tune_steps", "mask_threshold", "mask_dilate", "feather")
+# Settings on the panel, sent only when the user changed them (RNA `is_property_set`), named as in
+# `recast-engine edit`; their defaults, ranges and descriptions come from the settings table.
+PIPELINE_SETTINGS = settings_props.PANEL_SETTINGS
+_PROPERTIES = {"int": IntProperty, "float": FloatProperty, "bool": BoolProperty}
 
 
 class RecastSettings(bpy.types.PropertyGroup):
@@ -49,20 +51,16 @@ class RecastSettings(bpy.types.PropertyGroup):
     target_prompt: StringProperty(name="Target prompt", description="Describes the clip after the edit")
     target_image: StringProperty(name="Target image", subtype="FILE_PATH",
                                  description="Image of the object to put into the clip")
-    steps: IntProperty(name="Steps", default=20, min=1, max=1000, description="DDIM steps")
-    seed: IntProperty(name="Seed", default=0, min=0)
-    guidance_scale: FloatProperty(name="Guidance", default=10.0, min=1.0, max=50.0)
-    tune_steps: IntProperty(name="Tune steps", default=20, min=0, max=5000,
-                            description="One-shot tuning steps on the clip (0 skips tuning)")
-    mask_threshold: FloatProperty(name="Mask threshold", default=0.3, min=0.01, max=0.99)
-    mask_dilate: FloatProperty(name="Mask dilate", default=0.0, min=0.0, max=0.5)
-    feather: FloatProperty(name="Feather", default=0.01, min=0.0, max=0.5)
     extra_settings: StringProperty(name="More settings (JSON)", default="",
                                    description='Other engine settings as JSON, e.g. {"window": 8}')
     status: StringProperty(name="Status", default="")
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     last_job: StringProperty(default="")
     last_output: StringProperty(default="")
+
+
+for _name, (_kind, _kwargs) in settings_props.property_specs(settings_props.load_table()).items():
+    RecastSettings.__annotations__[_name] = _PROPERTIES[_kind](**_kwargs)  # read by register_class
 
 
 class RecastPreferences(bpy.types.AddonPreferences):

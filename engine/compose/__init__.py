@@ -1,0 +1,1 @@
+"""Pixels at source resolution: compositing, object framing, windows and layers."""
