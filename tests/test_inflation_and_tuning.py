@@ -92,3 +92,17 @@ def test_tuning_changes_only_trainable_parameters_and_lowers_the_loss(tiny_model
     load_trainable_state(model.unet, {k: torch.zeros_like(v) for k, v in state.items()})
     load_trainable_state(model.unet, state)
     assert all(torch.equal(v, trainable_state(model.unet)[k]) for k, v in state.items())
+
+
+def test_inflation_draws_the_same_temporal_weights_whatever_the_global_rng(tiny_model_dir):
+    """A clip must tune to the same weights in every process: T-Attn's random start is seeded."""
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        unet = copy.deepcopy(load_model(tiny_model_dir).unet)
+        inflate_unet(unet)
+        states.append({n: v for n, v in trainable_state(unet).items() if ".temporal_attn." in n})
+        after = torch.rand(1)
+        torch.manual_seed(seed)
+        assert torch.equal(after, torch.rand(1))  # the caller's RNG stream is left as it was
+    assert states[0] and all(torch.equal(states[0][n], states[1][n]) for n in states[0])

@@ -73,11 +73,13 @@ class TemporalAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        from diffusers.models.attention_processor import Attention
+        from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
         heads = max(1, min(heads, dim // 8))
         self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim // heads)
+        # SDPA (diffusers' default where torch has it, pinned here): at full size a T-Attn batch is
+        # (latent cells, frames) and an explicit (cells, heads, frames, frames) matrix is never built
+        self.attn = Attention(query_dim=dim, heads=heads, dim_head=dim // heads, processor=AttnProcessor2_0())
         nn.init.zeros_(self.attn.to_out[0].weight)
         nn.init.zeros_(self.attn.to_out[0].bias)
 
@@ -88,6 +90,9 @@ class TemporalAttention(nn.Module):
         h = self.attn(self.norm(h))
         h = h.view(b, n, frames, c).permute(0, 2, 1, 3).reshape(bf, n, c)
         return x + h
+
+
+INIT_SEED = 0  # T-Attn's initial weights
 
 
 def _transformer_blocks(unet: nn.Module):
@@ -103,12 +108,16 @@ def inflate_unet(unet: nn.Module, anchor_first: bool = True) -> VideoContext:
         existing.anchor_first = anchor_first
         return existing
     context = VideoContext(frames=1, anchor_first=anchor_first)
-    for _, block in _transformer_blocks(unet):
-        block.attn1.set_processor(SparseCausalAttnProcessor(context))
-        dim = block.attn1.to_q.out_features
-        block.add_module("temporal_attn", TemporalAttention(dim, block.attn1.heads).to(
-            device=block.attn1.to_q.weight.device, dtype=block.attn1.to_q.weight.dtype))
-        block.register_forward_hook(lambda mod, args, out: mod.temporal_attn(out, context.effective_frames))
+    # T-Attn's Q, K and V start random and tuning moves them, so their draw is seeded: the same clip
+    # tunes to the same weights in every process (the caller's global RNG is left as it was)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        for _, block in _transformer_blocks(unet):
+            block.attn1.set_processor(SparseCausalAttnProcessor(context))
+            dim = block.attn1.to_q.out_features
+            block.add_module("temporal_attn", TemporalAttention(dim, block.attn1.heads).to(
+                device=block.attn1.to_q.weight.device, dtype=block.attn1.to_q.weight.dtype))
+            block.register_forward_hook(lambda mod, args, out: mod.temporal_attn(out, context.effective_frames))
     unet.recast_video_context = context
     return context
 
