@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from engine.compose import composite as comp
 from engine.compose import framing
 from engine.compose.compositor import Compositor
 from engine.compose.layers import grow_masks, shape_layers
+from engine.compose.region import BoxedCompositor, box_feather, grow_in_box, region_box
 from engine.compose.windows import blend_weights, plan_windows
 from engine.diffusion.conditioning import (
     branch,
@@ -52,8 +54,29 @@ from engine.runtime.model_loading import LoadedModel, load_model
 from engine.runtime.progress import CancelFlag, ProgressFn, Reporter
 from engine.settings import EditSettings, Limits
 
+# first-level feature maps (latent cells × first-level channels) one frame of a window holds at the heaviest
+# stage, computed for SD's UNet: per sample ~6 in skip connections and ~20 in one block's working set (SDPA
+# q/k/v over 3 frames' keys, GEGLU), ×2 samples per frame under CFG, rounded up (docs/bench/scale.md)
+FRAME_ACTIVATIONS = 64
+
 PreviewFn = Callable[[int, np.ndarray], None]  # (frame index in the clip, RGB uint8 at source size)
 FrameFn = Callable[[int, np.ndarray, np.ndarray], None]  # (frame index, RGB uint8, mask uint8)
+MaskFn = Callable[[int, np.ndarray], None]  # (frame index, provisional mask uint8 0/255, ≤ PROVISIONAL_SIZE px)
+
+PROVISIONAL_SIZE = 512  # longer side of provisional masks: they are for showing, at once, at any frame size
+DIFFERENCES_KEPT = 8  # noise differences held in memory, for re-thresholding recent clips without the disk
+# every setting a noise difference depends on (besides the inputs and the tuning steps actually run)
+DIFFERENCE_SETTINGS = ("steps", "seed", "noise_level", "tune_lr", "inversion_refine", "mask_text_only", "temporal",
+                       "anchor_first_frame", "window", "overlap")
+# the interactive mask preset: no tuning (the render tunes), 8 steps, no inversion refinement
+INTERACTIVE_MASKS = {"tune_steps": 0, "steps": 8, "inversion_refine": 0}
+
+
+def mask_settings(settings: EditSettings) -> EditSettings:
+    """The settings a mask job computes with: the interactive preset's, or the edit's own."""
+    if settings.mask_preset == "interactive":
+        return dataclasses.replace(settings, **INTERACTIVE_MASKS)
+    return settings
 
 
 @dataclass
@@ -98,7 +121,9 @@ class RecastPipeline:
         self._fresh = trainable_state(model.unet)  # untrained T-Attn, original Q projections
         self._loaded_tune_key = ""
         self._state: ClipState | None = None
+        self._differences: dict[str, np.ndarray] = {}  # difference_key → (frames, h, w) noise difference
         self.timings: dict[str, float] = {}
+        self.on_stage: Callable[[str, bool], None] | None = None
         # every component's weights: a new image encoder changes the frame embeddings the tuning and
         # inversion caches were made with, even when the UNet file is untouched
         weights = sorted(model.folder.glob("*/*.safetensors"))
@@ -108,19 +133,56 @@ class RecastPipeline:
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | None = None,
                         cache_dir: str | Path | None = None, limits: Limits | None = None,
-                        cache_max_bytes: int | None = None) -> RecastPipeline:
+                        cache_max_bytes: int | None = None, offload: bool = False) -> RecastPipeline:
         cache = TensorCache(cache_dir, max_bytes=cache_max_bytes) if cache_dir else None
-        return cls(load_model(model, device=device), cache, limits)
+        return cls(load_model(model, device=device, offload=offload), cache, limits)
 
     # ---- helpers -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _timed(self, stage: str):
+        """Adds the block's seconds to `timings[stage]`; `on_stage(stage, entering)` (e.g. a benchmark's
+        per-stage memory meter) hears where each stage starts and ends."""
         start = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(stage, True)
         try:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+            if self.on_stage is not None:
+                self.on_stage(stage, False)
+
+    def frame_bytes(self, height: int, width: int) -> int:
+        """Computed memory one frame of a window needs at its heaviest stage (CFG generation, or tuning
+        with checkpointing), for a (height, width) source: FRAME_ACTIVATIONS first-level feature maps."""
+        m = self.model
+        h, w = comp.working_size(height, width, m.native_size, m.downsample)
+        cells = (h // m.vae_scale) * (w // m.vae_scale)
+        return FRAME_ACTIVATIONS * cells * m.unet.config.block_out_channels[0] * torch.finfo(m.dtype).bits // 8
+
+    def choose_window(self, frames: int, height: int, width: int, settings: EditSettings,
+                      free_bytes: int | None = None) -> tuple[EditSettings, dict]:
+        """`settings` with the largest window (at most the default) whose computed need fits in 70 % of
+        the free memory (device memory on CUDA, available RAM otherwise), and the overlap scaled down
+        with it; and a record of the choice for report.json. Where the default window fits, as for
+        every small model, the settings come back unchanged. The choice is only a window: the same
+        window always gives the same result."""
+        if free_bytes is None:
+            if self.model.device.type == "cuda":
+                free_bytes = int(torch.cuda.mem_get_info(self.model.device)[0])
+            else:
+                import psutil
+
+                free_bytes = int(psutil.virtual_memory().available)
+        need = self.frame_bytes(height, width)
+        default = EditSettings()
+        window = max(2, min(default.window, int(0.7 * free_bytes) // max(need, 1)))
+        chosen = settings if window == settings.window else dataclasses.replace(
+            settings, window=window, overlap=min(settings.overlap, window // 4))
+        record = {"window": chosen.window, "overlap": chosen.overlap, "chosen_by": "free memory",
+                  "free_bytes": free_bytes, "frame_bytes_computed": need, "frames": frames}
+        return chosen, record
 
     def _validate(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
                   settings: EditSettings) -> None:
@@ -158,6 +220,12 @@ class RecastPipeline:
             reporter.step("encode", 2, 2)
         self._state = ClipState(key, frames, working, latents, text, labels)
         return self._state
+
+    def forget(self) -> None:
+        """Drops the in-memory intermediates (encoded clip, trajectories, noise differences): the next
+        call analyses its clip afresh, as a new clip (benchmarks)."""
+        self._state = None
+        self._differences.clear()
 
     @property
     def last_working_size(self) -> tuple[int, int]:
@@ -236,19 +304,37 @@ class RecastPipeline:
 
     def compute_masks(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
                       settings: EditSettings | None = None, progress: ProgressFn | None = None,
-                      cancel: CancelFlag | None = None, checkpoint: TensorCache | None = None) -> np.ndarray:
-        """Target-aware masks, (frames, H, W) uint8 0/255 at the source size (version 1 of a clip's masks).
+                      cancel: CancelFlag | None = None, checkpoint: TensorCache | None = None,
+                      on_mask: MaskFn | None = None) -> np.ndarray:
+        """Target-aware masks, (frames, H, W) uint8 0/255 at the source size (version 1 of a clip's masks),
+        under the settings' `mask_preset`. `on_mask(i, mask)` gets provisional masks as they are known
+        (see `mask_difference`). A clip already analysed with the same inputs and difference settings
+        reuses its stored noise difference: only thresholding and refinement run, no model pass.
         `checkpoint`: see the module's docstring."""
-        settings, reporter, state = self._start(frames, target_image, source_prompt, target_prompt, settings,
-                                                progress, cancel)
-        return self._masks(state, target_image, target_prompt, settings, reporter, checkpoint)
+        settings = mask_settings(settings or EditSettings())
+        self._validate(frames, target_image, source_prompt, target_prompt, settings)
+        reporter = Reporter(progress, cancel)
+        reporter.check()
+        return self._masks(frames, target_image, source_prompt, target_prompt, settings, reporter, checkpoint,
+                           None, on_mask)
+
+    def difference_key(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str,
+                       target_prompt: str, settings: EditSettings) -> str:
+        """Content key of a clip's noise difference: every input and setting it depends on, none of the
+        post-processing ones (threshold, dilation, refinement, layers), so those reuse it."""
+        tune_steps = settings.tune_steps if settings.temporal else 0
+        parts = {k: getattr(settings, k) for k in DIFFERENCE_SETTINGS}
+        return content_key("difference", self.model_id, frames.shape, frames, source_prompt, target_image,
+                           target_prompt, tune_steps, parts)
 
     def mask_difference(self, state: ClipState, target_image: np.ndarray, target_prompt: str,
                         settings: EditSettings, reporter: Reporter,
-                        checkpoint: TensorCache | None = None) -> np.ndarray:
-        """The raw target-aware signal: mean |ε_src − ε_trg| per latent cell, (frames, h, w), windows blended."""
+                        checkpoint: TensorCache | None = None, on_mask: MaskFn | None = None) -> np.ndarray:
+        """The raw target-aware signal: mean |ε_src − ε_trg| per latent cell, (frames, h, w), windows blended.
+        With `on_mask`, each window's frames get provisional masks (normalised over that window alone, no
+        refinement, at most PROVISIONAL_SIZE px) after its first mask step and again when it ends."""
         m = self.model
-        n = len(state.source)
+        n, H, W = state.source.shape[:3]
         text_t, label_t = self.target_conditioning(target_image, target_prompt, settings,
                                                    use_image=not settings.mask_text_only)
         ladder = make_ladder(m.scheduler_config, settings.steps)
@@ -256,32 +342,71 @@ class RecastPipeline:
         diff = np.zeros((n, *state.latents.shape[2:]), np.float32)
         key = content_key("difference", state.tune_key, target_image, target_prompt, dataclasses.asdict(settings))
         first = _restore_windows(checkpoint, key, windows, diff, reporter, "resume_masks")
+        scale = min(1.0, PROVISIONAL_SIZE / max(H, W))
+        small = (max(1, round(H * scale)), max(1, round(W * scale)))
         for wi, ((s, e), weight) in enumerate(zip(windows, blend_weights(windows, n))):
             if wi < first:
                 continue
             traj = self.invert(state, settings, (s, e), reporter)
+            on_step = None
+            if on_mask is not None:
+                def on_step(k: int, partial: torch.Tensor, s: int = s) -> None:
+                    if k == 1 or k == len(ladder):
+                        with self._timed("provisional"):
+                            provisional = masks_from_difference(partial.cpu().numpy(), small, settings.mask_threshold,
+                                                                settings.mask_dilate)
+                            for i, mask in enumerate(provisional):
+                                on_mask(s + i, mask)
             with self._timed("masks"):
                 src = branch(state.source_text, state.frame_labels[s:e], e - s)
                 trg = branch(text_t, label_t, e - s)
-                d = noise_difference(m.unet, traj[0], src, trg, ladder, m.prediction_type, reporter)
+                d = noise_difference(m.unet, traj[0], src, trg, ladder, m.prediction_type, reporter, on_step)
                 diff[s:e] += d.cpu().numpy() * weight[:, None, None].astype(np.float32)
             _save_window(checkpoint, key, windows, wi, diff)
         return diff
 
-    def _masks(self, state: ClipState, target_image, target_prompt, settings, reporter,
-               checkpoint: TensorCache | None = None) -> np.ndarray:
-        key = content_key("masks", state.tune_key, target_image, target_prompt, dataclasses.asdict(settings))
+    def _difference(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+                    settings: EditSettings, reporter: Reporter, checkpoint: TensorCache | None,
+                    state: ClipState | None, on_mask: MaskFn | None, key: str) -> np.ndarray:
+        """The noise difference stored under `key` (memory, then disk), else computed and stored."""
+        diff = self._differences.get(key)
+        if diff is None and settings.cache:
+            cached = self.cache.get("difference", key)
+            diff = cached["diff"].numpy() if cached is not None else None
+        if diff is not None:
+            reporter.step("masks", 1, 1)
+        else:
+            if state is None:
+                state = self.prepare(frames, source_prompt, settings, reporter)
+                self.tune(state, settings, reporter)
+            diff = self.mask_difference(state, target_image, target_prompt, settings, reporter, checkpoint, on_mask)
+            if settings.cache:
+                self.cache.put("difference", key, {"diff": torch.from_numpy(diff)})
+        self._differences[key] = diff
+        while len(self._differences) > DIFFERENCES_KEPT:  # the oldest first: dicts keep insertion order
+            self._differences.pop(next(iter(self._differences)))
+        return diff
+
+    def _masks(self, frames: np.ndarray, target_image: np.ndarray, source_prompt: str, target_prompt: str,
+               settings: EditSettings, reporter: Reporter, checkpoint: TensorCache | None = None,
+               state: ClipState | None = None, on_mask: MaskFn | None = None) -> np.ndarray:
+        """Masks from the clip's noise difference; `state` (prepared and tuned) is made only when the
+        difference is not stored yet."""
+        dkey = self.difference_key(frames, target_image, source_prompt, target_prompt, settings)
+        key = content_key("masks", dkey, dataclasses.asdict(settings))
         saved = checkpoint.get("masks", key) if checkpoint is not None else None
         if saved is not None:
-            count = len(plan_windows(len(state.source), settings.window, settings.overlap))
+            count = len(plan_windows(len(frames), settings.window, settings.overlap))
             reporter.step("resume_masks", count, count)
             return saved["masks"].numpy()
-        diff = self.mask_difference(state, target_image, target_prompt, settings, reporter, checkpoint)
+        diff = self._difference(frames, target_image, source_prompt, target_prompt, settings, reporter, checkpoint,
+                                state, on_mask, dkey)
         with self._timed("masks"):
-            masks = masks_from_difference(diff, state.source.shape[1:3], settings.mask_threshold,
-                                          settings.mask_dilate, state.source, settings.mask_refine)
+            masks = masks_from_difference(diff, frames.shape[1:3], settings.mask_threshold,
+                                          settings.mask_dilate, frames, settings.mask_refine)
             if settings.layered and not settings.mask_text_only:  # the outline comes from the target image
-                masks = grow_masks(state.source, masks, target_image, settings.feather)
+                masks = grow_in_box(frames, masks, settings.feather,
+                                    lambda f, mk, feather: grow_masks(f, mk, target_image, feather))
         if checkpoint is not None:
             checkpoint.put("masks", key, {"masks": torch.from_numpy(np.ascontiguousarray(masks))})
         return masks
@@ -298,16 +423,12 @@ class RecastPipeline:
                                                 progress, cancel)
         n, H, W = frames.shape[:3]
         if masks is None:
-            masks = self._masks(state, target_image, target_prompt, settings, reporter, checkpoint)
+            masks = self._masks(frames, target_image, source_prompt, target_prompt, settings, reporter, checkpoint,
+                                state)
         elif masks.shape != (n, H, W):
             raise InputError("masks", f"must be shaped {(n, H, W)} like the frames, got {tuple(masks.shape)}")
-        layers = None
-        if settings.layered:
-            with self._timed("layers"):
-                layers = shape_layers(frames, masks, target_image, settings.feather, settings.color_match)
-        boxes = framing.crop_boxes(masks) if settings.framing == "object" else None
-        compositor = Compositor(frames, masks, settings.feather, layers, boxes, self.model.native_size)
-        if boxes is not None:  # the crops are the clip the model edits: tuned and inverted on their own
+        compositor = self._compositor(frames, masks, target_image, settings)
+        if compositor.boxes is not None:  # the crops are the clip the model edits: tuned and inverted on their own
             crop_settings = dataclasses.replace(settings, framing="frame", feather=0.0, layered=False)
             settings, reporter, state = self._start(compositor.clip, target_image, source_prompt, target_prompt,
                                                     crop_settings, progress, cancel)
@@ -315,7 +436,31 @@ class RecastPipeline:
                              on_preview, on_frame, checkpoint)
         return RenderResult(out, compositor.weights, masks, dict(self.timings), list(state.tune_losses))
 
-    def _generate(self, state: ClipState, compositor: Compositor, target_image: np.ndarray, target_prompt: str,
+    def _compositor(self, frames: np.ndarray, masks: np.ndarray, target_image: np.ndarray,
+                    settings: EditSettings) -> Compositor | BoxedCompositor:
+        """Layers and compositing of the render: on large frames inside the region's box (engine.compose.region),
+        its edges on the working grid so the generated pixels of the box are whole working pixels."""
+        m = self.model
+        H, W = frames.shape[1:3]
+        h, w = comp.working_size(H, W, m.native_size, m.downsample)
+        align = (H // math.gcd(H, h), W // math.gcd(W, w))
+        box = region_box(masks, settings.feather, align) if settings.framing == "frame" else None
+        part_frames, part_masks, feather = frames, masks, settings.feather
+        if box is not None:
+            y0, y1, x0, x1 = box
+            part_frames, part_masks = frames[:, y0:y1, x0:x1], masks[:, y0:y1, x0:x1]
+            feather = box_feather(settings.feather, (H, W), box)
+        layers = None
+        if settings.layered:
+            with self._timed("layers"):
+                layers = shape_layers(part_frames, part_masks, target_image, feather, settings.color_match)
+        with self._timed("composite"):
+            boxes = framing.crop_boxes(masks) if settings.framing == "object" else None
+            inner = Compositor(part_frames, part_masks, feather, layers, boxes, m.native_size)
+            return inner if box is None else BoxedCompositor(frames, masks, inner, box)
+
+    def _generate(self, state: ClipState, compositor: Compositor | BoxedCompositor, target_image: np.ndarray,
+                  target_prompt: str,
                   settings: EditSettings, reporter: Reporter, on_preview: PreviewFn | None,
                   on_frame: FrameFn | None, checkpoint: TensorCache | None) -> np.ndarray:
         """Mask-guided generation of `compositor.clip`, window by window, each frame composited as soon as

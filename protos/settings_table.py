@@ -219,6 +219,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache", "bool", True, "Reuse cache",
             "cache tuned weights and inversions on disk and reuse them for the same clip and settings",
             _one("cache", 24), advanced=True),
+    Setting("mask_preset", "choice", "full", "Mask preset",
+            "mask jobs: 'interactive' computes masks without tuning, with 8 steps and no inversion refinement "
+            "(seconds, for trying thresholds and points; the render tunes with its own settings); 'full': the "
+            "edit's own steps and tuning",
+            _one("mask_preset", 31), choices=("full", "interactive"),
+            note="'interactive': fast masks for mask jobs, 'full': the edit's settings"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -52,3 +52,18 @@ def test_extra_methods_switch_off_one_part_each_and_unknown_ones_are_named(tmp_p
     with pytest.raises(InputError, match="no_layerz") as refused:
         bq.run(args)
     assert refused.value.field == "methods" and "no_color_match" in str(refused.value)
+
+
+def test_bench_quality_reports_what_the_interactive_mask_preset_costs(tiny_model_dir, tmp_path):
+    parser = argparse.ArgumentParser()
+    bq.add_arguments(parser)
+    out = tmp_path / "bench"
+    args = parser.parse_args(["--clips", "2", "--frames", "3", "--size", "48", "--model", str(tiny_model_dir),
+                              "--out", str(out), "--steps", "2", "--tune-steps", "1",
+                              "--methods", "full,interactive_masks"])
+    assert bq.run(args) == 0
+    summary = json.loads((out / "quality.json").read_text())["summary"]
+    for subset in ("all", "shape_change", "colour_only"):
+        row = summary[subset]["interactive_masks"]
+        assert row["mask_iou_cost"] == pytest.approx(summary[subset]["full"]["mask_iou"] - row["mask_iou"])
+    assert "interactive mask preset costs" in (out / "quality.md").read_text()

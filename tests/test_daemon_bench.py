@@ -31,6 +31,10 @@ def test_bench_perf_smoke(tmp_path):
             "1",
             "--skip-cold",
             "--skip-memory",
+            "--edit-frames",
+            "2",
+            "--edit-repeats",
+            "1",
             "--threads",
             "1",
             "--out",
@@ -42,6 +46,12 @@ def test_bench_perf_smoke(tmp_path):
     for key in ("masks_s", "render_s", "first_preview_s", "outside_model_fraction", "daemon_ready_s"):
         assert report[key] == report[key] and report[key] >= 0, key  # a number, not NaN
     assert 0 <= report["outside_model_fraction"] < 1
+    for key in ("first_mask_s", "remask_s", "edit_1080p_s", "edit_256_s", "outside_model_fraction_1080p",
+                "edit_write_1080p_s"):
+        assert report[key] == report[key] and report[key] >= 0, key
+    assert report["first_mask_s"] <= report["masks_s"]
+    assert report["remask_model_s"] == 0  # a new threshold on the analysed clip: no model pass at all
+    assert report["propagate_s"] is None and "issue 17" in report["propagate_note"]
     assert set(report["within_budget"]) >= {"masks_s", "render_s", "first_preview_s"}
     assert (out / "perf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

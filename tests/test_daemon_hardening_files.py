@@ -121,8 +121,12 @@ def test_lying_video_header_never_yields_frames_beyond_it(world, tmp_path):
         assert exc.code() == C.INVALID_ARGUMENT and "frame" in exc.details() and "header" in exc.details()
     else:
         assert [(f.image.width, f.image.height) for f in frames] == [(64, 48)] * 3
-    frames, _ = video_io.read_frames(avi, 1, 4)
-    assert frames.shape == (3, 48, 64, 3)
+    try:  # PyAV decodes at the real size, which is refused naming file and frame
+        frames, _ = video_io.read_frames(avi, 1, 4)
+    except InputError as exc:
+        assert "frame 1 decodes to 1024x512 but the header says 64x48" in str(exc)
+    else:
+        assert frames.shape == (3, 48, 64, 3)
 
 
 def test_a_frame_that_decodes_to_another_size_is_refused(tmp_path):

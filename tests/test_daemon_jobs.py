@@ -61,7 +61,7 @@ def test_reattach_with_from_seq_misses_nothing(daemon, clip):
     # a full replay is identical, except that a finished job's previews are gone (a stream that fell
     # behind the job's end never saw them either: only previews may be missing from `combined`)
     replay = watch_all(daemon.stub, job.job_id)
-    assert [e for e in combined if not e.HasField("preview")] == replay
+    assert [e for e in combined if e.WhichOneof("event") not in ("preview", "provisional_mask")] == replay
     assert "preview" not in kinds(replay)
     # asking past the end of a finished job returns at once
     assert watch_all(daemon.stub, job.job_id, from_seq=combined[-1].seq + 1, timeout=10) == []
@@ -137,7 +137,8 @@ def test_eight_clients_at_once(daemon, clip):
     for _job, events in results.values():
         assert kinds(events)[0] == "queued" and kinds(events)[-1] == "finished"
         assert set(kinds(events)[: kinds(events).index("started")]) == {"queued"}
-        held = [e for e in events if not e.HasField("preview")]  # previews are dropped when a job ends
+        # previews and provisional masks are dropped when a job ends
+        held = [e for e in events if e.WhichOneof("event") not in ("preview", "provisional_mask")]
         assert held == watch_all(daemon.stub, events[0].job_id)
     # queue order: jobs ran one at a time, in the order they were accepted
     listed = daemon.stub.ListJobs(pb.ListJobsRequest(clip_id=clip_msg.clip_id, limit=8)).jobs[::-1]

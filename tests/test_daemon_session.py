@@ -117,7 +117,7 @@ def test_full_session(daemon, tmp_path):
     assert done.state == pb.JOB_STATE_SUCCEEDED and done.result_frames == 4
     # once the job has ended its previews are gone; every other event stays
     replay = watch_all(stub, job.job_id, from_seq=1)
-    assert replay == [e for e in events if not e.HasField("preview")]
+    assert replay == [e for e in events if e.WhichOneof("event") not in ("preview", "provisional_mask")]
 
     results = list(stub.GetResultFrames(pb.GetResultFramesRequest(job_id=job.job_id)))
     assert [r.frame_index for r in results] == [0, 1, 2, 3]

@@ -12,7 +12,7 @@ from PySide6.QtGui import QUndoStack
 from desktop.client.errors import friendly
 from desktop.model.document import ClipInfo, Document
 from desktop.model.jobs import JobInfo, JobList
-from desktop.model.masks import MaskVersionInfo
+from desktop.model.masks import MaskStore, MaskVersionInfo
 from desktop.model.params import PARAMS, defaults, to_settings
 from desktop.model.recipe import Recipe
 from desktop.shortcuts import SHORTCUTS, conflicts
@@ -77,6 +77,26 @@ def test_params_send_only_what_changed(qapp):
     assert abs(s.feather - 0.02) < 1e-6 and not s.HasField("guidance_scale")
     fields = set(pb.EditSettings.DESCRIPTOR.fields_by_name)
     assert all(p.name in fields for p in PARAMS) and all(p.tooltip for p in PARAMS)
+    # the studio's own default, always sent: mask jobs use the interactive preset unless the user picks "full"
+    assert to_settings(defaults(), seed=0).mask_preset == "interactive"
+    assert to_settings({**defaults(), "mask_preset": "full"}, seed=0).mask_preset == "full"
+
+
+def test_provisional_masks_show_until_the_final_masks_replace_them(qapp):
+    store = MaskStore()
+    changed: list[int] = []
+    store.masksChanged.connect(changed.append)
+    final = np.zeros((8, 8), np.uint8)
+    store.load_version(1, {0: final.copy(), 1: final.copy()})
+    shown = np.full((8, 8), 255, np.uint8)
+    store.set_provisional(1, shown)
+    assert changed[-1] == 1 and store.mask(1) is shown and not store.can_paint(1)  # shown at once, not painted
+    assert store.can_paint(0) and store.mask(0) is not shown
+    store.load_version(2, {0: final.copy(), 1: final.copy()})  # the job's final masks
+    assert not store.provisional and not store.mask(1).any() and store.can_paint(1)
+    store.set_provisional(0, shown)
+    store.clear_provisional()  # the job failed or was cancelled
+    assert not store.mask(0).any() and changed[-1] == -1
 
 
 def test_recipe_names_what_is_missing(qapp, tmp_path):
@@ -173,12 +193,16 @@ def test_source_frames_fit_a_memory_budget():
 
 
 def test_inspector_defaults_are_the_engines():
-    """The studio shows the pipeline's own defaults (and sends nothing for them)."""
+    """The studio shows the pipeline's own defaults (and sends nothing for them), except its own
+    STUDIO_DEFAULTS, which it always sends."""
+    from desktop.model.params import STUDIO_DEFAULTS
     from engine.settings import EditSettings
 
     engine = EditSettings()
     for p in PARAMS:
-        if p.name == "mask_method":
+        if p.name in STUDIO_DEFAULTS:
+            assert p.default == STUDIO_DEFAULTS[p.name] != getattr(engine, p.name), p.name
+        elif p.name == "mask_method":
             assert engine.mask_threshold != "otsu" and p.default == "threshold"
         elif p.name.startswith("correction_weight_"):  # the three numbers of correction_weights
             assert p.default in engine.correction_weights and p.setting == "correction_weights", p.name

@@ -231,7 +231,7 @@ def test_engine_flags_left_unset_give_the_engines_defaults():
 def test_the_inspector_has_one_row_per_setting_with_the_tables_range_and_default(qapp):
     from PySide6.QtWidgets import QCheckBox, QComboBox
 
-    from desktop.model.params import defaults, params_for, to_settings
+    from desktop.model.params import STUDIO_DEFAULTS, defaults, params_for, to_settings
     from desktop.model.recipe import Recipe
     from desktop.widgets.inspector import Inspector
 
@@ -254,13 +254,15 @@ def test_the_inspector_has_one_row_per_setting_with_the_tables_range_and_default
                 words = list(s.choices) if s.kind == "choice" else ["threshold", *s.words]
                 assert isinstance(w, QComboBox), p.name
                 assert [w.itemText(i) for i in range(w.count())] == words
-                assert w.currentText() == (s.default if s.kind == "choice" else "threshold")
+                studio = STUDIO_DEFAULTS.get(s.name, s.default)  # the studio's own default where it has one
+                assert w.currentText() == (studio if s.kind == "choice" else "threshold")
             else:
                 assert (w.minimum(), w.maximum()) == pytest.approx(s.ui_range()), p.name
                 expected = s.default[params.index(p)] if s.kind == "weights" else s.default
                 assert w.value() == pytest.approx(expected), p.name
     assert not editors, f"editors for no setting: {sorted(editors)}"
-    assert to_settings(defaults(), seed=0) == pb.EditSettings(seed=0)  # the defaults are sent as unset
+    # the engine's defaults are sent as unset; the studio's own defaults are always sent
+    assert to_settings(defaults(), seed=0) == pb.EditSettings(seed=0, **STUDIO_DEFAULTS)
 
 
 def test_the_studio_sends_changed_settings_as_the_wire_expects(qapp):
@@ -270,7 +272,8 @@ def test_the_studio_sends_changed_settings_as_the_wire_expects(qapp):
               "correction_weight_next": 0.2, "tune_steps": 4000, "mask_text_only": True, "correction_block": 2}
     msg = to_settings(values, seed=5)
     assert settings_from_message(msg) == {"seed": 5, "mask_threshold": "otsu", "correction_weights": (0.2, 0.6, 0.2),
-                                          "tune_steps": 4000, "mask_text_only": True, "correction_block": 2}
+                                          "tune_steps": 4000, "mask_text_only": True, "correction_block": 2,
+                                          "mask_preset": "interactive"}
 
 
 # --- the Blender add-on -------------------------------------------------------------------------------

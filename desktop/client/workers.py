@@ -69,7 +69,7 @@ class WatchWorker(QThread):
 
     The stream is the SDK client's raw stub call, so `stop()` can cancel it from the GUI thread.
     Images are decoded here, so `event` carries ready numpy arrays: (job_id, JobEvent, images),
-    images = {"image": rgb, "mask": grey} for preview/result events.
+    images = {"image": rgb, "mask": grey} for preview, provisional-mask and result events.
     """
 
     event = Signal(str, object, object)
@@ -126,6 +126,8 @@ class WatchWorker(QThread):
         try:
             if kind == "preview" and ev.preview.image.data:
                 out["image"] = decode_png(ev.preview.image.data)
+            elif kind == "provisional_mask" and ev.provisional_mask.mask.data:
+                out["mask"] = decode_png(ev.provisional_mask.mask.data, grey=True)
             elif kind == "result_frame":
                 rf = ev.result_frame
                 if rf.image.data:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 from PySide6.QtCore import QObject
 
 from desktop.client.workers import WatchWorker
@@ -137,6 +138,14 @@ class JobFollower(QObject):
             self.ctx.doc.set_preview(f, images["image"])
         return {}
 
+    def _provisional_mask(self, job: JobInfo, ev: pb.JobEvent, images: dict) -> dict[str, Any]:
+        f = self.ctx.doc_frame(job.clip_id, ev.provisional_mask.frame_index)
+        frame = self.ctx.doc.frame(f) if f is not None else None
+        if frame is not None and "mask" in images:  # shown at the frame's size, like the final masks
+            mask = cv2.resize(images["mask"], frame.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+            self.ctx.doc.masks.set_provisional(f, mask)
+        return {}
+
     def _result_frame(self, job: JobInfo, ev: pb.JobEvent, images: dict) -> dict[str, Any]:
         f = self.ctx.doc_frame(job.clip_id, ev.result_frame.frame_index)
         if f is not None and "image" in images and self.results.show(job.job_id):
@@ -157,15 +166,21 @@ class JobFollower(QObject):
         return {"step": job.total}
 
     def _failed(self, job: JobInfo, ev: pb.JobEvent, images: dict) -> dict[str, Any]:
+        if job.kind == "mask":
+            self.ctx.doc.masks.clear_provisional()
         self.ctx.error.emit(f"The {job.kind} job failed: {ev.failed.message}")
         self.results.gone(job.job_id)
         return {"error": ev.failed.message}
 
     def _cancelled(self, job: JobInfo, ev: pb.JobEvent, images: dict) -> dict[str, Any]:
+        if job.kind == "mask":
+            self.ctx.doc.masks.clear_provisional()
         self.results.gone(job.job_id)
         return {}
 
     def _interrupted(self, job: JobInfo, ev: pb.JobEvent, images: dict) -> dict[str, Any]:
+        if job.kind == "mask":
+            self.ctx.doc.masks.clear_provisional()
         self.results.gone(job.job_id)
         return {"error": ev.interrupted.reason}
 
@@ -174,6 +189,7 @@ class JobFollower(QObject):
         "started": _started,
         "progress": _progress,
         "preview": _preview,
+        "provisional_mask": _provisional_mask,
         "result_frame": _result_frame,
         "finished": _finished,
         "failed": _failed,

@@ -42,6 +42,7 @@ class MaskStore(QObject):
         self.clip_id = ""  # engine clip the versions belong to
         self.start = 0  # asset frame of the clip's frame 0
         self.frames: dict[int, np.ndarray] = {}
+        self.provisional: dict[int, np.ndarray] = {}  # a running mask job's provisional masks, shown first
         self.dirty: set[int] = set()
 
     # --- engine state ------------------------------------------------------------------------------
@@ -61,9 +62,22 @@ class MaskStore(QObject):
         """Replace the shown masks with a version fetched from the engine (asset frame → mask)."""
         self.version = version
         self.frames = dict(frames)
+        self.provisional.clear()  # the final masks replace them
         self._set_dirty(set())
         self.versionsChanged.emit()
         self.masksChanged.emit(-1)
+
+    def set_provisional(self, frame: int, mask: np.ndarray) -> None:
+        """A mask job's provisional mask of one frame (at the frame's size): shown until the job's
+        version is loaded, never painted on."""
+        self.provisional[frame] = mask
+        self.masksChanged.emit(frame)
+
+    def clear_provisional(self) -> None:
+        """The job that sent them ended without masks (failed, cancelled, interrupted)."""
+        if self.provisional:
+            self.provisional.clear()
+            self.masksChanged.emit(-1)
 
     def info(self, version: int) -> MaskVersionInfo | None:
         return next((v for v in self.versions if v.version == version), None)
@@ -71,10 +85,10 @@ class MaskStore(QObject):
     # --- painting ----------------------------------------------------------------------------------
 
     def mask(self, frame: int) -> np.ndarray | None:
-        return self.frames.get(frame)
+        return self.provisional[frame] if frame in self.provisional else self.frames.get(frame)
 
     def can_paint(self, frame: int) -> bool:
-        return frame in self.frames
+        return frame in self.frames and frame not in self.provisional
 
     def write_patch(self, frame: int, y0: int, x0: int, patch: np.ndarray, dirty: bool = True) -> None:
         """Put a rectangle of pixels back (undo/redo of a stroke)."""

@@ -20,6 +20,9 @@ from protos.settings_table import SETTINGS, Setting
 from protos.settings_wire import settings_to_message
 
 METHOD = "threshold"  # the "Mask method" word that means: use the number
+# the studio's own defaults where they differ from the engine's, always sent: mask jobs use the interactive
+# preset (masks in seconds, to try thresholds on); renders ignore the preset and keep their settings
+STUDIO_DEFAULTS: dict[str, Any] = {"mask_preset": "interactive"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ def params_for(s: Setting) -> tuple[Param, ...]:
                            s.step, advanced=s.advanced, setting=s.name)
                      for (field, _), part, w in zip(s.proto, ("previous", "current", "next"), s.default))
     if s.kind in ("bool", "choice"):
-        return (Param(s.name, s.label, s.kind, s.default, choices=s.choices, **common),)
+        return (Param(s.name, s.label, s.kind, STUDIO_DEFAULTS.get(s.name, s.default), choices=s.choices,
+                      **common),)
     lo, hi = s.ui_range()
     number = Param(s.name, s.label, s.kind, s.default, minimum=lo, maximum=hi, step=s.step, **common)
     if not s.words:
@@ -97,4 +101,5 @@ def changed_settings(values: dict[str, Any]) -> dict[str, Any]:
 
 def to_settings(values: dict[str, Any], seed: int) -> pb.EditSettings:
     """EditSettings with the seed and every parameter that differs from its default."""
-    return settings_to_message({**changed_settings(values), "seed": int(seed)})
+    studio = {k: values.get(k, v) for k, v in STUDIO_DEFAULTS.items()}
+    return settings_to_message({**changed_settings(values), **studio, "seed": int(seed)})

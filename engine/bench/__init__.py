@@ -11,6 +11,7 @@ import argparse
 BENCHMARKS = {
     "perf": ("engine.bench.perf", "latency, time outside model passes and memory (DESIGN.md §8)"),
     "quality": ("engine.bench.quality", "shapes-world quality metrics and ablations (DESIGN.md §4)"),
+    "scale": ("engine.bench.scale", "SD-2.1-unCLIP architecture, random weights: every stage's time and memory"),
 }
 
 

@@ -2,8 +2,12 @@
 
 What it measures, and how:
 - cold `recast-engine edit` of a 16-frame 256×256 shapes clip: a fresh process, wall clock;
-- a warm daemon (the real one, in this process, over its unix socket): mask job, render job with
-  those masks, first preview after the job started; medians over several new clips;
+- a warm daemon (the real one, in this process, over its unix socket): mask job with the interactive
+  preset (the studio's mask jobs), its first provisional mask after the request, a new threshold on
+  the analysed clip, render job with those masks, first preview after the job started; medians over
+  several new clips;
+- an edit of a 24-frame clip at 1920×1080 and at 256×256 side by side (decode, masks, render), with
+  its time outside model passes; writing the output is timed apart and not counted as either;
 - time outside model passes: forward hooks on every model component (UNet, VAE encoder/decoder,
   text and image encoders) plus a timer around autograd's backward, against the jobs' wall time;
 - peak memory against frame count: one fresh process per clip length, peak RSS after model load.
@@ -33,7 +37,14 @@ BUDGETS = {
     "first_preview_s": 1.0,
     "outside_model_fraction": 0.20,
     "memory_ratio_128_vs_16": 1.5,
+    "first_mask_s": 1.0,
+    "remask_s": 0.5,
+    "propagate_s": 1.0,
+    "outside_model_fraction_1080p": 0.20,
+    "edit_1080p_vs_256": 1.5,
 }
+REMASK_THRESHOLD = 0.4  # the re-threshold job's new threshold (the default is 0.3)
+EDIT_SIZES = {"256": (256, 256), "1080p": (1080, 1920)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-edit", action="store_true", help="skip the 1080p vs 256² edit")
+    parser.add_argument("--edit-frames", type=int, default=24, help="frames of the 1080p vs 256² edit (default 24)")
+    parser.add_argument("--edit-repeats", type=int, default=3, help="repeats of that edit (median)")
     parser.add_argument("--out", type=Path, default=Path("out/bench_perf"))
 
 
@@ -213,19 +227,17 @@ def warm_daemon(args: argparse.Namespace, model: str, overrides: dict) -> dict:
             asset = stub.ImportAsset(pb.ImportAssetRequest(path=str(video)))
             tgt = stub.ImportAsset(pb.ImportAssetRequest(path=str(image)))
             clip = stub.CreateClip(pb.CreateClipRequest(asset_id=asset.asset_id))
-            settings = pb.EditSettings(**overrides)
-            common = dict(
-                clip_id=clip.clip_id,
-                source_prompt=src,
-                target_prompt=trg,
-                target_asset_id=tgt.asset_id,
-                settings=settings,
-            )
-            mask = _timed_job(stub, clock, stub.CreateMaskJob, pb.CreateMaskJobRequest(**common))
-            render_req = pb.CreateRenderJobRequest(mask_version=mask["mask_version"], **common)
+            common = dict(clip_id=clip.clip_id, source_prompt=src, target_prompt=trg, target_asset_id=tgt.asset_id)
+            interactive = pb.EditSettings(**overrides, mask_preset="interactive")  # the studio's mask jobs
+            mask = _timed_job(stub, clock, stub.CreateMaskJob, pb.CreateMaskJobRequest(**common, settings=interactive))
+            interactive.mask_threshold = REMASK_THRESHOLD
+            remask = _timed_job(stub, clock, stub.CreateMaskJob,
+                                pb.CreateMaskJobRequest(**common, settings=interactive))
+            render_req = pb.CreateRenderJobRequest(mask_version=mask["mask_version"], **common,
+                                                   settings=pb.EditSettings(**overrides))
             render = _timed_job(stub, clock, stub.CreateRenderJob, render_req)
             if r > 0:
-                runs.append({"masks": mask, "render": render})
+                runs.append({"masks": mask, "remask": remask, "render": render})
     finally:
         clock.close()
         channel.close()
@@ -240,6 +252,11 @@ def warm_daemon(args: argparse.Namespace, model: str, overrides: dict) -> dict:
     return {
         "daemon_ready_s": ready_s,
         "masks_s": med("masks", "client_s"),
+        "first_mask_s": med("masks", "first_mask_s"),
+        "remask_s": med("remask", "client_s"),
+        "remask_model_s": max(run["remask"]["model_s"] for run in runs),
+        "propagate_s": None,
+        "propagate_note": "not built: propagating a stroke over the clip belongs to issue 17",
         "render_s": med("render", "client_s"),
         "first_preview_s": med("render", "first_preview_s"),
         "first_result_frame_s": med("render", "first_result_s"),
@@ -263,6 +280,7 @@ def _timed_job(stub: Any, clock: ModelClock, submit: Any, request: Any) -> dict:
     t0 = time.perf_counter()
     job = submit(request)
     started = first_preview = first_result = None
+    first_mask = float("nan")
     finished = None
     for event in stub.Watch(pb.WatchRequest(job_id=job.job_id, skip_result_images=True)):
         kind = event.WhichOneof("event")
@@ -270,6 +288,8 @@ def _timed_job(stub: Any, clock: ModelClock, submit: Any, request: Any) -> dict:
             started = event.time_unix_ms
         elif kind == "preview" and first_preview is None:
             first_preview = event.time_unix_ms
+        elif kind in ("provisional_mask", "result_frame") and first_mask != first_mask:  # after the request
+            first_mask = time.perf_counter() - t0
         elif kind == "result_frame" and first_result is None:
             first_result = event.time_unix_ms
         elif kind == "finished":
@@ -284,9 +304,58 @@ def _timed_job(stub: Any, clock: ModelClock, submit: Any, request: Any) -> dict:
         "model_s": clock.total - model_before,
         "first_preview_s": (first_preview - started) / 1000 if first_preview else float("nan"),
         "first_result_s": (first_result - started) / 1000 if first_result else float("nan"),
+        "first_mask_s": first_mask,
         "timings": dict(finished.timings),
         "mask_version": finished.mask_version,
     }
+
+
+def edit_sizes(args: argparse.Namespace, model: str, overrides: dict) -> dict:
+    """The same edit (one shapes clip, default settings, nothing cached) at 256² and 1920×1080, side by
+    side in one process and one run: decode the lossless source, masks and render (`recast-engine edit`'s
+    work); writing the output video is timed apart. Medians over `--edit-repeats`."""
+    import numpy as np
+
+    from engine.pipeline import RecastPipeline
+    from engine.runtime.video_io import read_frames, read_image, write_video
+    from engine.settings import EditSettings
+    from engine.shapes_world.clips import clip_target_image, random_clip_spec, render_clip
+
+    pipe = RecastPipeline.from_pretrained(model, device=args.device)
+    clock = ModelClock(pipe.model)
+    settings = EditSettings(**overrides, cache=False)
+    spec = random_clip_spec(np.random.default_rng(2024), shape_change=True)
+    out: dict[str, Any] = {}
+    folder = Path(tempfile.mkdtemp(prefix="rce", dir="/tmp"))
+    try:
+        runs: dict[str, list[dict]] = {name: [] for name in EDIT_SIZES}
+        for r in range(args.edit_repeats):
+            for name, (h, w) in EDIT_SIZES.items():  # alternating, so both see the same machine
+                video, image = write_inputs(folder, render_clip(spec, args.edit_frames, h, w).frames,
+                                            clip_target_image(spec, h, w, 0))
+                pipe.forget()  # a new analysis each time, like a new clip
+                model0, t0 = clock.total, time.perf_counter()
+                frames, fps = read_frames(video)
+                target = read_image(image)
+                result = pipe.render(frames, target, spec.source_caption, spec.target_caption, settings)
+                edit_s = time.perf_counter() - t0
+                model_s = clock.total - model0
+                t1 = time.perf_counter()
+                write_video(folder / f"out_{name}.mp4", result.frames, fps)
+                runs[name].append({"edit_s": edit_s, "model_s": model_s, "write_s": time.perf_counter() - t1,
+                                   "timings": dict(result.timings)})
+                print(f"edit {name} ({r + 1}/{args.edit_repeats}): {edit_s:.1f} s, model passes {model_s:.1f} s, "
+                      f"writing {runs[name][-1]['write_s']:.1f} s", flush=True)
+    finally:
+        clock.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    for name, rows in runs.items():
+        out[f"edit_{name}_s"] = statistics.median(row["edit_s"] for row in rows)
+        out[f"edit_write_{name}_s"] = statistics.median(row["write_s"] for row in rows)
+        out[f"outside_model_fraction_{name}"] = 1.0 - sum(r["model_s"] for r in rows) / sum(r["edit_s"] for r in rows)
+    out["edit_1080p_vs_256"] = out["edit_1080p_s"] / out["edit_256_s"]
+    out["edit_runs"] = runs
+    return out
 
 
 def memory_probe(model: str, frames: int, size: int, steps: int, device: str | None, threads: int | None) -> dict:
@@ -366,10 +435,15 @@ def plot(report: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     ax = axes[0]
-    names = [k for k in ("cold_edit_s", "masks_s", "render_s", "first_preview_s") if report.get(k) is not None]
+    names = [k for k in ("cold_edit_s", "masks_s", "render_s", "first_preview_s", "first_mask_s", "remask_s",
+                         "edit_256_s", "edit_1080p_s") if report.get(k) is not None]
     values = [report[k] for k in names]
     ax.bar(names, values, color="#4c72b0")
-    ax.scatter(names, [BUDGETS[k] for k in names], color="#c44e52", marker="_", s=900, label="budget", zorder=3)
+    budgets = {**BUDGETS, "edit_1080p_s": BUDGETS["edit_1080p_vs_256"] * report.get("edit_256_s", float("nan"))}
+    marked = [k for k in names if k in budgets]
+    ax.scatter(marked, [budgets[k] for k in marked], color="#c44e52", marker="_", s=900, label="budget", zorder=3)
+    ax.set_yscale("log")
+    ax.tick_params(axis="x", labelrotation=45)
     ax.set_ylabel("seconds (median)")
     ax.set_title("latency")
     ax.legend()
@@ -385,11 +459,13 @@ def plot(report: dict, path: Path) -> None:
     ax.set_ylabel("MiB")
     ax.set_title("memory vs clip length")
     ax = axes[2]
-    labels = ["masks", "render", "all"]
+    labels = ["masks", "render", "all", "edit 256²", "edit 1080p"]
     fractions = [
         report.get("outside_model_fraction_masks"),
         report.get("outside_model_fraction_render"),
         report.get("outside_model_fraction"),
+        report.get("outside_model_fraction_256"),
+        report.get("outside_model_fraction_1080p"),
     ]
     ax.bar(labels, [f if f is not None else 0 for f in fractions], color="#55a868")
     ax.axhline(BUDGETS["outside_model_fraction"], color="#c44e52", label="budget")
@@ -453,11 +529,17 @@ def run(args: argparse.Namespace) -> int:
         report.update(warm)
         print(
             f"warm daemon: masks {warm['masks_s']:.2f} s, render {warm['render_s']:.2f} s, "
-            f"first preview {warm['first_preview_s']:.2f} s, outside model "
+            f"first preview {warm['first_preview_s']:.2f} s, first mask {warm['first_mask_s']:.2f} s, "
+            f"re-threshold {warm['remask_s']:.2f} s, outside model "
             f"{100 * warm['outside_model_fraction']:.0f} % "
             f"(daemon bookkeeping {100 * warm['daemon_io_fraction']:.0f} %)",
             flush=True,
         )
+        if not args.skip_edit:
+            report.update(edit_sizes(args, model, overrides))
+            print(f"edit 1080p {report['edit_1080p_s']:.1f} s vs 256² {report['edit_256_s']:.1f} s "
+                  f"({report['edit_1080p_vs_256']:.2f}×); outside model passes at 1080p "
+                  f"{100 * report['outside_model_fraction_1080p']:.0f} %", flush=True)
         if not args.skip_memory:
             report["memory"] = memory_curve(args, model)
             by = {m["frames"]: m for m in report["memory"]}

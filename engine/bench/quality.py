@@ -2,7 +2,9 @@
 
 Seeded shapes-world clips across backgrounds, motions and sizes, half of them shape changes. Every
 clip is edited by the full method and by three ablations (DESIGN §4): per-frame (no inflation, tuning
-or correction), text-only masks (target branch without the target image) and no latent correction.
+or correction), text-only masks (target branch without the target image) and no latent correction;
+on request also without layers, without colour match, and with the interactive mask preset's masks
+(`interactive_masks`: its mask_iou cost against the full method is in the summary, per condition).
 Writes `quality.json` (per clip and summary), `quality.md` (tables) and `quality.png` (a chart).
 """
 
@@ -19,7 +21,9 @@ import numpy as np
 from engine.cli.edit import add_runtime_arguments, add_settings_arguments, apply_threads, settings_from_args
 
 METHODS = ("full", "per_frame", "text_only_masks", "no_correction")  # DESIGN §4's, run by default
-EXTRA_METHODS = ("no_layers", "no_color_match")  # what the layered composite and the colour match add
+# what the layered composite and the colour match add; what the interactive mask preset costs (the studio's
+# mask jobs: masks without tuning, 8 steps), rendered with the full settings like the full method
+EXTRA_METHODS = ("no_layers", "no_color_match", "interactive_masks")
 METRICS = ("mask_iou", "bg_psnr", "color_acc", "shape_iou", "removal", "flicker", "track_err")
 HIGHER_IS_BETTER = {"mask_iou": True, "bg_psnr": True, "color_acc": True, "shape_iou": True, "removal": True,
                     "flicker": False, "track_err": False}
@@ -50,6 +54,8 @@ def method_settings(base, method: str):
         return dataclasses.replace(base, layered=False)
     if method == "no_color_match":
         return dataclasses.replace(base, color_match=0.0)
+    if method == "interactive_masks":  # the preset applies to the masks only (compute_masks)
+        return dataclasses.replace(base, mask_preset="interactive")
     return base
 
 
@@ -76,6 +82,9 @@ def summarise(rows: list[dict]) -> dict:
             summary[subset][method] = {k: float(np.mean([v[k] for v in vals])) for k in METRICS}
             summary[subset][method]["seconds"] = float(np.mean([r["seconds"] for r in chosen
                                                                 if r["method"] == method]))
+        if "full" in summary[subset] and "interactive_masks" in summary[subset]:  # what the preset costs
+            summary[subset]["interactive_masks"]["mask_iou_cost"] = (
+                summary[subset]["full"]["mask_iou"] - summary[subset]["interactive_masks"]["mask_iou"])
     return summary
 
 
@@ -88,6 +97,9 @@ def markdown(summary: dict, methods: list[str]) -> str:
             if m in table:
                 vals = " | ".join(f"{table[m][k]:.3f}" for k in METRICS)
                 lines.append(f"| {m} | {vals} | {table[m]['seconds']:.1f} |")
+        if "mask_iou_cost" in table.get("interactive_masks", {}):
+            lines += ["", f"The interactive mask preset costs {table['interactive_masks']['mask_iou_cost']:+.3f} "
+                          "mask_iou against the full mask settings."]
         lines.append("")
     targets = ", ".join(f"{k} {'≥' if HIGHER_IS_BETTER[k] else '≤'} {v}" for k, v in TARGETS.items())
     lines.append(f"Targets for the full method: {targets}.")
@@ -105,7 +117,7 @@ def chart(summary: dict, methods: list[str], path: Path) -> None:
     for ax, metric in zip(axes, METRICS):
         present = [m for m in methods if m in table]
         ax.bar(range(len(present)), [table[m][metric] for m in present],
-               color=["#3465a4", "#cc0000", "#73d216", "#f57900", "#75507b", "#c17d11"][: len(present)])
+               color=["#3465a4", "#cc0000", "#73d216", "#f57900", "#75507b", "#c17d11", "#555753"][: len(present)])
         ax.set_xticks(range(len(present)), present, rotation=45, ha="right", fontsize=7)
         ax.set_title(metric + (" ↑" if HIGHER_IS_BETTER[metric] else " ↓"), fontsize=9)
         if metric in TARGETS:
@@ -139,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
             settings = method_settings(base, method)
             tick = time.perf_counter()
             masks = masks_full if method == "no_correction" and masks_full is not None else None
+            if method == "interactive_masks":
+                masks = pipe.compute_masks(clip.frames, target, spec.source_caption, spec.target_caption, settings)
             result = pipe.render(clip.frames, target, spec.source_caption, spec.target_caption, settings,
                                  masks=masks)
             if method == "full":

@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clip-pixels", type=int, default=Limits.max_clip_pixels,
                         help="refuse ranges whose frames × height × width exceed this")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--format", default="h264",
+                        help="output: prores (422 HQ .mov), prores4444 (mask as alpha), dnxhr (HQX .mov), h264 or "
+                             "h265 (.mp4 review copies), ffv1 (lossless .mkv), png or tiff (16-bit) or exr sequences "
+                             "under frames/ (default: h264)")
+    parser.add_argument("--matte", action="store_true", help="also write the compositing mask as a grey movie")
+    parser.add_argument("--strict-depth", action="store_true",
+                        help="refuse a --format shallower than the source instead of warning")
+    parser.add_argument("--offload", action="store_true",
+                        help="CUDA: keep the VAE on the CPU between calls too (8–12 GB cards); no effect on CPU")
     add_settings_arguments(parser)
 
 
@@ -122,17 +131,24 @@ def publish(tmp: Path, out: Path) -> None:
 def run_edit(source: str, target_image: str, source_prompt: str, target_prompt: str, out: Path,
              settings: EditSettings, frame_range: tuple[int, int | None] = (0, None), model: str | None = None,
              device: str | None = None, overwrite: bool = False, limits: Limits | None = None,
-             progress=None, pipeline=None) -> dict:
-    """Validate everything cheap first, then load, edit and write. Returns the report."""
+             progress=None, pipeline=None, auto_window: bool = False, offload: bool = False,
+             output_format: str = "h264", matte: bool = False, strict_depth: bool = False) -> dict:
+    """Validate everything cheap first, then load, edit and write. Returns the report.
+    `auto_window` (no --window given): the window is chosen from free memory, recorded in the report."""
     from engine.runtime import video_io
 
     limits = limits or Limits()
     t0 = time.perf_counter()
     out = Path(out).absolute()
     check_output(out, overwrite)
-    count, fps, height, width = video_io.probe_video(source)
+    from engine.runtime import media_out
+
+    fmt = media_out.get_format(output_format)
+    info = video_io.probe_media(source)
+    count, fps, height, width = info.count, info.fps, info.height, info.width
     start, end = video_io.check_range(frame_range[0], frame_range[1], count)
     limits.check_clip(end - start, height, width)
+    media_out.warn(media_out.check_format(fmt, info, strict_depth))
     target = video_io.read_image(target_image)
     limits.check_prompt("source_prompt", source_prompt)
     limits.check_prompt("target_prompt", target_prompt)
@@ -143,7 +159,7 @@ def run_edit(source: str, target_image: str, source_prompt: str, target_prompt: 
     if pipeline is None:
         from engine.pipeline import RecastPipeline
 
-        pipeline = RecastPipeline.from_pretrained(model, device=device, limits=limits)
+        pipeline = RecastPipeline.from_pretrained(model, device=device, limits=limits, offload=offload)
     timings["load"] = time.perf_counter() - tick
     tick = time.perf_counter()
     frames, fps = video_io.read_frames(source, start, end)
@@ -158,16 +174,22 @@ def run_edit(source: str, target_image: str, source_prompt: str, target_prompt: 
         "model": {"name": m.name, "folder": str(m.folder), "prediction_type": m.prediction_type},
         "device": str(m.device),
         "dtype": str(m.dtype).replace("torch.", ""),
+        "window": {"window": settings.window, "overlap": settings.overlap, "chosen_by": "--window"},
     }
+    if auto_window:
+        settings, report["window"] = pipeline.choose_window(end - start, height, width, settings)
+    output = {"format": fmt, "source": source, "info": info, "start": start, "matte": matte}
     return render_to_folder(pipeline, frames, fps, target, source_prompt, target_prompt, settings, out, report,
-                            timings, t0, progress)
+                            timings, t0, progress, output=output)
 
 
 def render_to_folder(pipeline, frames, fps: float, target, source_prompt: str, target_prompt: str,
                      settings: EditSettings, out: Path, report: dict, timings: dict, t0: float, progress=None,
-                     before_publish=None) -> dict:
+                     before_publish=None, output: dict | None = None) -> dict:
     """Render into a temporary folder beside `out`: frames/, masks/, edited.mp4, report.json; then
-    `before_publish(tmp, result, report)` adds its own files, and the folder is renamed into place."""
+    `before_publish(tmp, result, report)` adds its own files, and the folder is renamed into place.
+    `output` (format, source, info, start, matte) writes the chosen format from the source at its depth
+    (engine/runtime/media_out.py) instead of the plain edited.mp4."""
     from engine.runtime import video_io
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -183,7 +205,14 @@ def render_to_folder(pipeline, frames, fps: float, target, source_prompt: str, t
                                  on_frame=on_frame)
         timings.update(result.timings)
         tick = time.perf_counter()
-        video_io.write_video(tmp / "edited.mp4", result.frames, fps)
+        if output is None:
+            video_io.write_video(tmp / "edited.mp4", result.frames, fps)
+        else:
+            from engine.runtime import media_out
+
+            report["output"] = media_out.write_outputs(
+                tmp, output["format"], output["source"], output["info"], output["start"], result.frames,
+                result.masks, output["matte"])
         timings["write_video"] = time.perf_counter() - tick
         report.update({
             "frame_count": int(len(frames)),
@@ -215,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
         report = run_edit(
             args.source, args.target_image, args.source_prompt, args.target_prompt, Path(args.out),
             settings_from_args(args), parse_range(args.range), args.model, args.device, args.overwrite,
-            Limits(max_frames=args.max_frames, max_clip_pixels=args.max_clip_pixels), progress=bar)
+            Limits(max_frames=args.max_frames, max_clip_pixels=args.max_clip_pixels), progress=bar,
+            auto_window=getattr(args, "window", None) is None, offload=args.offload, output_format=args.format,
+            matte=args.matte, strict_depth=args.strict_depth)
     finally:
         bar.close()
     t = report["timings_s"]

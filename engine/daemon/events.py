@@ -3,9 +3,10 @@
 Why persist every event: a client that drops off mid-render (laptop lid, studio restart) must be
 able to re-attach with `from_seq` and get exactly the events it missed, even after a daemon restart.
 Result-frame events are stored without their pictures (those live once, as blobs in `job_results`)
-and are filled in when streamed. Preview events live in a table of their own while their job runs and
-are dropped when it ends: the results replace them, a daemon that kept every preview of every job
-would grow without bound, and dropping them is one DELETE instead of a rewrite of the job's log.
+and are filled in when streamed. Preview and provisional-mask events live in a table of their own
+while their job runs and are dropped when it ends: the results replace them, a daemon that kept
+every preview of every job would grow without bound, and dropping them is one DELETE instead of a
+rewrite of the job's log.
 A Watch whose `from_seq` names a dropped preview continues at the next event held.
 
 Resuming a job starts a new attempt: the previous attempt's terminal event is marked `superseded`
@@ -20,6 +21,8 @@ from collections.abc import Callable
 
 from engine.daemon.storage import Storage, now_ms
 from protos.recast.v1 import engine_pb2 as pb
+
+HELD_WHILE_RUNNING = ("preview", "provisional_mask")  # kinds dropped when their job ends: results replace them
 
 
 class EventLog:
@@ -48,7 +51,7 @@ class EventLog:
                 seq = int(row["last_seq"]) + 1
                 event = pb.JobEvent(seq=seq, job_id=job_id, time_unix_ms=now_ms())
                 getattr(event, field).CopyFrom(message)
-                table = "previews" if field == "preview" else "events"
+                table = "previews" if field in HELD_WHILE_RUNNING else "events"
                 conn.execute(f"INSERT INTO {table} (job_id, seq, payload) VALUES (?,?,?)",
                              (job_id, seq, event.SerializeToString()))
                 conn.execute("UPDATE jobs SET last_seq=? WHERE job_id=?", (seq, job_id))

@@ -112,6 +112,16 @@ class RunContext:
         )
         self.io_seconds += time.monotonic() - now
 
+    def provisional_mask(self, frame_index: int, image: pb.Image) -> None:
+        """A provisional mask of one frame (mask jobs): every one is sent, since each shows a frame no
+        other does yet; held like previews and replaced by the job's final masks."""
+        now = time.monotonic()
+        self.manager.events.append(
+            self.job.job_id, "provisional_mask",
+            pb.ProvisionalMaskEvent(frame_index=int(frame_index), mask=image, provisional=True),
+        )
+        self.io_seconds += time.monotonic() - now
+
 
 # A runner executes one job on the worker thread: (job row, request message, context) -> outcome
 # dict with optional keys mask_version, frame_count, timings.

@@ -281,6 +281,7 @@ class Runners:
             progress=ctx.progress,
             cancel=ctx.cancel,
             checkpoint=self._checkpoint(job.job_id),
+            on_mask=lambda i, mask: ctx.provisional_mask(int(i), media.image_message(np.asarray(mask, np.uint8))),
         )
         masks = np.asarray(masks, dtype=np.uint8)
         after = dict(getattr(pipe, "timings", {}) or {})

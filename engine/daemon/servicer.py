@@ -218,7 +218,7 @@ class EngineServicer(pb_grpc.EngineServicer):
             for event in batch:
                 next_seq = event.seq + 1
                 kind = event.WhichOneof("event")
-                if kind == "preview" and request.skip_previews:
+                if kind in ("preview", "provisional_mask") and request.skip_previews:
                     continue
                 if kind == "result_frame" and not request.skip_result_images:
                     self._fill_result(event)

@@ -7,6 +7,10 @@ different shape will stand.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import torch
@@ -19,8 +23,10 @@ from engine.runtime.progress import Reporter
 
 @torch.no_grad()
 def noise_difference(unet: torch.nn.Module, z_T: torch.Tensor, source: Conditioning, target: Conditioning,
-                     ladder: Ladder, prediction_type: str, reporter: Reporter | None = None) -> torch.Tensor:
-    """Mean over timesteps and channels of |ε_src − ε_trg|: (frames, h, w) at latent resolution."""
+                     ladder: Ladder, prediction_type: str, reporter: Reporter | None = None,
+                     on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Mean over timesteps and channels of |ε_src − ε_trg|: (frames, h, w) at latent resolution.
+    `on_step(k, mean so far)` after each of the k steps: a provisional difference to show early."""
     reporter = reporter or Reporter()
     frames = z_T.shape[0]
     both = source.cat(target)
@@ -31,6 +37,8 @@ def noise_difference(unet: torch.nn.Module, z_T: torch.Tensor, source: Condition
         total += (eps[:frames] - eps[frames:]).abs().float().mean(dim=1)
         z = ddim_step(z, eps, ladder.levels[k], ladder.levels[k + 1])
         reporter.step("masks", k + 1, len(ladder))
+        if on_step is not None:
+            on_step(k + 1, total / (k + 1))
     return total / len(ladder)
 
 
@@ -56,15 +64,24 @@ OBJECT_CONTRAST = 3.0  # a frame's peak over its median cell: below this the fra
 BUSY_FLOOR = 0.2  # a frame whose median cell differs by this share of the clip's peak has no quiet background
 KEEP_SHARE = 0.05  # refinement that keeps less of the coarse mask than this lost the object: keep the coarse one
 BAND = 0.1  # how far (× the shorter side) refinement may grow a mask to reach the object's true edge
+REGION_FROM = 512  # frames with a shorter side above this refine inside the mask's box, not the whole frame
+REGION_WORK = 512  # longer side of that box's working image: GrabCut's cost stays bounded at any frame size
 
 
 def grabcut_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: int = 3) -> np.ndarray:
     """Snap a coarse mask to the edges of the source frame: GrabCut seeded with the mask as probable
     foreground, a `band`-pixel ring around it as probable background, definite background beyond. The
     latent-grid mask is blocky and often a little small; the ring lets the refined mask reach the object's
-    true outline without ever spilling far from the diffusion signal."""
+    true outline without ever spilling far from the diffusion signal.
+
+    Frames whose shorter side is above REGION_FROM are refined inside the box of the mask and its ring
+    (everything outside the ring is definite background anyway), scaled to at most REGION_WORK px, and
+    the result is pasted back: the cost follows the region, not the frame. Smaller frames (every
+    benchmark size) take the whole-frame path, so their masks are unchanged."""
     if mask.sum() == 0 or mask.all():
         return mask > 0
+    if min(mask.shape) > REGION_FROM:
+        return _region_refine(frame, mask, band, iterations)
     gc = np.full(mask.shape, cv2.GC_BGD, np.uint8)
     gc[cv2.dilate(mask.astype(np.uint8), _disk(band)) > 0] = cv2.GC_PR_BGD
     gc[mask > 0] = cv2.GC_PR_FGD
@@ -80,6 +97,25 @@ def grabcut_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: i
     labels, _ = ndimage.label(kept)  # pieces the ring picked up that do not touch the mask are not its object
     touching = np.unique(labels[kept & (mask > 0)])
     return np.isin(labels, touching[touching > 0])
+
+
+def _region_refine(frame: np.ndarray, mask: np.ndarray, band: int, iterations: int) -> np.ndarray:
+    """grabcut_refine inside the box of the mask grown by twice the band, at ≤ REGION_WORK px."""
+    H, W = mask.shape
+    ys, xs = np.nonzero(mask)
+    pad = 2 * band
+    y0, y1 = max(0, int(ys.min()) - pad), min(H, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, int(xs.min()) - pad), min(W, int(xs.max()) + pad + 1)
+    scale = min(1.0, REGION_WORK / max(y1 - y0, x1 - x0))
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    crop_f = cv2.resize(frame[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    crop_m = cv2.resize(mask[y0:y1, x0:x1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    if crop_m.sum() == 0 or crop_m.all():
+        return mask > 0
+    kept = grabcut_refine(crop_f, crop_m, max(1, round(band * scale)), iterations)
+    out = np.zeros(mask.shape, bool)
+    out[y0:y1, x0:x1] = cv2.resize(kept.astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) > 0
+    return out
 
 
 def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: float | str = 0.3,
@@ -121,8 +157,9 @@ def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: fl
     norm = np.clip(diff / np.maximum(scale, 1e-12), 0, 1)
     cut = otsu_threshold(norm) if threshold == "otsu" else float(threshold)
     short = min(H, W)
-    for i, m in enumerate(norm):
-        up = cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+
+    def one(i: int) -> None:
+        up = cv2.resize(norm[i].astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
         binary = ndimage.binary_fill_holes(up > cut)
         binary = cv2.morphologyEx(binary.astype(np.uint8), cv2.MORPH_OPEN, _disk(short // 64))
         binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, _disk(short // 32))
@@ -136,6 +173,11 @@ def masks_from_difference(diff: np.ndarray, size: tuple[int, int], threshold: fl
         if dilate > 0:
             binary = cv2.dilate(binary, _disk(round(dilate * short)))
         out[i] = binary * 255
+
+    # frames are independent and OpenCV releases the GIL (GrabCut seeds its RNG per thread), so they run
+    # side by side on the cores and give the masks of a serial loop
+    with ThreadPoolExecutor(max(1, min(len(norm), len(os.sched_getaffinity(0))))) as pool:
+        list(pool.map(one, range(len(norm))))
     return out
 
 

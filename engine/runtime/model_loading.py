@@ -40,6 +40,8 @@ class LoadedModel:
     scheduler_config: dict
     device: torch.device
     dtype: torch.dtype
+    offloaded: tuple[str, ...] = ()  # components kept on the CPU between calls (CUDA only)
+    variant: str = ""  # the weight files' variant read ("fp16" or "": the full-precision files)
 
     @property
     def prediction_type(self) -> str:
@@ -115,8 +117,33 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     return dev, torch.float32
 
 
+WEIGHTED = ("unet", "vae", "text_encoder", "image_encoder")
+LARGE_NATIVE = 512  # models native at this size or more slice their VAE batches (memory, not results)
+
+
+def has_fp16_variant(folder: Path) -> bool:
+    return all(list((folder / c).glob("*.fp16.safetensors")) for c in WEIGHTED)
+
+
+def offload_between_calls(module: torch.nn.Module, device: torch.device) -> None:
+    """Keep `module` on the CPU and move it to `device` only for each forward call (model CPU offload,
+    per component): what the device holds while the UNet works is the UNet."""
+    module.to("cpu")
+    module.register_forward_pre_hook(lambda mod, args: mod.to(device))
+
+    def back(mod, args, out):
+        mod.to("cpu")
+        return out
+
+    module.register_forward_hook(back)
+
+
 def load_model(model: str | os.PathLike | None = None, device: str | None = None,
-               dtype: torch.dtype | None = None) -> LoadedModel:
+               dtype: torch.dtype | None = None, offload: bool = False) -> LoadedModel:
+    """Load `model` onto `device`. On CUDA: the fp16 variant's files when the folder has them (half the
+    bytes read), the text and image encoders stay on the CPU between their (few) calls, and with
+    `offload` the VAE's encoder and decoder too (for 8–12 GB cards). On the CPU everything is in RAM
+    already, so `offload` changes nothing there."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = resolve_model_folder(model)
     check_model_folder(folder)
@@ -130,20 +157,34 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = None
     transformers_logging.disable_progress_bar()
     dev, default_dtype = pick_device(device)
     dtype = dtype or default_dtype
+    variant = "fp16" if dtype in (torch.float16, torch.bfloat16) and has_fp16_variant(folder) else None
     try:
         pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, dtype=dtype)
+            folder, use_safetensors=True, local_files_only=True, dtype=dtype, variant=variant)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"could not load {folder}: {str(exc).splitlines()[0]}") from exc
+    offloaded = {"text_encoder": pipe.text_encoder, "image_encoder": pipe.image_encoder}
+    if offload:
+        offloaded.update({"vae.encoder": pipe.vae.encoder, "vae.decoder": pipe.vae.decoder})
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.image_encoder, pipe.image_normalizer):
-        module.to(dev).eval().requires_grad_(False)
+        module.eval().requires_grad_(False)
+        if dev.type != "cuda" or module not in (pipe.text_encoder, pipe.image_encoder):  # encoders: never moved
+            module.to(dev)
     if dev.type == "cuda":
+        for module in offloaded.values():
+            offload_between_calls(module, dev)
+    native = int(pipe.unet.config.sample_size) * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    if dev.type == "cuda" or native >= LARGE_NATIVE:
+        # one image at a time through the VAE; tiles only above the VAE's sample size, which the working
+        # size never exceeds: a safety net for larger inputs, a no-op otherwise
         pipe.vae.enable_slicing()
+        pipe.vae.enable_tiling()
     return LoadedModel(
         name=folder.name, folder=folder, unet=pipe.unet, vae=pipe.vae, text_encoder=pipe.text_encoder,
         tokenizer=pipe.tokenizer, image_encoder=pipe.image_encoder, feature_extractor=pipe.feature_extractor,
         image_normalizer=pipe.image_normalizer, image_noising_scheduler=pipe.image_noising_scheduler,
         scheduler_config=dict(pipe.scheduler.config), device=dev, dtype=dtype,
+        offloaded=tuple(offloaded) if dev.type == "cuda" else (), variant=variant or "",
     )
 
 

@@ -265,7 +265,7 @@ class FrameImage(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
 class EditSettings(_message.Message):
-    __slots__ = ("steps", "seed", "guidance_scale", "source_negative", "noise_level", "tune_steps", "tune_lr", "inversion_refine", "mask_threshold", "mask_method", "mask_dilate", "mask_refine", "mask_text_only", "feather", "framing", "renoise", "layered", "color_match", "latent_correction", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "correction_block", "temporal", "anchor_first_frame", "window", "overlap", "preview_every", "cache", "extra")
+    __slots__ = ("steps", "seed", "guidance_scale", "source_negative", "noise_level", "tune_steps", "tune_lr", "inversion_refine", "mask_threshold", "mask_method", "mask_dilate", "mask_refine", "mask_text_only", "feather", "framing", "renoise", "layered", "color_match", "latent_correction", "correction_weight_prev", "correction_weight_self", "correction_weight_next", "correction_block", "temporal", "anchor_first_frame", "window", "overlap", "preview_every", "cache", "mask_preset", "extra")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +302,7 @@ class EditSettings(_message.Message):
     OVERLAP_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
+    MASK_PRESET_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     steps: int
     seed: int
@@ -332,8 +333,9 @@ class EditSettings(_message.Message):
     overlap: int
     preview_every: int
     cache: bool
+    mask_preset: str
     extra: _containers.ScalarMap[str, str]
-    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., source_negative: _Optional[bool] = ..., noise_level: _Optional[int] = ..., tune_steps: _Optional[int] = ..., tune_lr: _Optional[float] = ..., inversion_refine: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[float] = ..., mask_refine: _Optional[bool] = ..., mask_text_only: _Optional[bool] = ..., feather: _Optional[float] = ..., framing: _Optional[str] = ..., renoise: _Optional[float] = ..., layered: _Optional[bool] = ..., color_match: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., correction_block: _Optional[int] = ..., temporal: _Optional[bool] = ..., anchor_first_frame: _Optional[bool] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., preview_every: _Optional[int] = ..., cache: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, steps: _Optional[int] = ..., seed: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., source_negative: _Optional[bool] = ..., noise_level: _Optional[int] = ..., tune_steps: _Optional[int] = ..., tune_lr: _Optional[float] = ..., inversion_refine: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., mask_method: _Optional[_Union[MaskMethod, str]] = ..., mask_dilate: _Optional[float] = ..., mask_refine: _Optional[bool] = ..., mask_text_only: _Optional[bool] = ..., feather: _Optional[float] = ..., framing: _Optional[str] = ..., renoise: _Optional[float] = ..., layered: _Optional[bool] = ..., color_match: _Optional[float] = ..., latent_correction: _Optional[bool] = ..., correction_weight_prev: _Optional[float] = ..., correction_weight_self: _Optional[float] = ..., correction_weight_next: _Optional[float] = ..., correction_block: _Optional[int] = ..., temporal: _Optional[bool] = ..., anchor_first_frame: _Optional[bool] = ..., window: _Optional[int] = ..., overlap: _Optional[int] = ..., preview_every: _Optional[int] = ..., cache: _Optional[bool] = ..., mask_preset: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateMaskJobRequest(_message.Message):
     __slots__ = ("clip_id", "source_prompt", "target_prompt", "target_asset_id", "settings")
@@ -481,6 +483,16 @@ class PreviewEvent(_message.Message):
     image: Image
     def __init__(self, frame_index: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
+class ProvisionalMaskEvent(_message.Message):
+    __slots__ = ("frame_index", "mask", "provisional")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    mask: Image
+    provisional: bool
+    def __init__(self, frame_index: _Optional[int] = ..., mask: _Optional[_Union[Image, _Mapping]] = ..., provisional: _Optional[bool] = ...) -> None: ...
+
 class ResultFrameEvent(_message.Message):
     __slots__ = ("frame_index", "image", "mask")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -529,7 +541,7 @@ class InterruptedEvent(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("seq", "job_id", "time_unix_ms", "queued", "started", "progress", "preview", "result_frame", "finished", "failed", "cancelled", "interrupted")
+    __slots__ = ("seq", "job_id", "time_unix_ms", "queued", "started", "progress", "preview", "result_frame", "finished", "failed", "cancelled", "interrupted", "provisional_mask")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
@@ -542,6 +554,7 @@ class JobEvent(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONAL_MASK_FIELD_NUMBER: _ClassVar[int]
     seq: int
     job_id: str
     time_unix_ms: int
@@ -554,7 +567,8 @@ class JobEvent(_message.Message):
     failed: FailedEvent
     cancelled: CancelledEvent
     interrupted: InterruptedEvent
-    def __init__(self, seq: _Optional[int] = ..., job_id: _Optional[str] = ..., time_unix_ms: _Optional[int] = ..., queued: _Optional[_Union[QueuedEvent, _Mapping]] = ..., started: _Optional[_Union[StartedEvent, _Mapping]] = ..., progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., preview: _Optional[_Union[PreviewEvent, _Mapping]] = ..., result_frame: _Optional[_Union[ResultFrameEvent, _Mapping]] = ..., finished: _Optional[_Union[FinishedEvent, _Mapping]] = ..., failed: _Optional[_Union[FailedEvent, _Mapping]] = ..., cancelled: _Optional[_Union[CancelledEvent, _Mapping]] = ..., interrupted: _Optional[_Union[InterruptedEvent, _Mapping]] = ...) -> None: ...
+    provisional_mask: ProvisionalMaskEvent
+    def __init__(self, seq: _Optional[int] = ..., job_id: _Optional[str] = ..., time_unix_ms: _Optional[int] = ..., queued: _Optional[_Union[QueuedEvent, _Mapping]] = ..., started: _Optional[_Union[StartedEvent, _Mapping]] = ..., progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., preview: _Optional[_Union[PreviewEvent, _Mapping]] = ..., result_frame: _Optional[_Union[ResultFrameEvent, _Mapping]] = ..., finished: _Optional[_Union[FinishedEvent, _Mapping]] = ..., failed: _Optional[_Union[FailedEvent, _Mapping]] = ..., cancelled: _Optional[_Union[CancelledEvent, _Mapping]] = ..., interrupted: _Optional[_Union[InterruptedEvent, _Mapping]] = ..., provisional_mask: _Optional[_Union[ProvisionalMaskEvent, _Mapping]] = ...) -> None: ...
 
 class GetResultFramesRequest(_message.Message):
     __slots__ = ("job_id", "start", "end")
