@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from plugin_bridge.errors import PermissionDenied
+from protos import token_file
 
 FOLDER_FIX = "remove it, or set RECAST_RUNTIME_DIR or XDG_RUNTIME_DIR to a folder of your own"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -54,35 +55,11 @@ def check_private_dir(path: Path, create: bool = False) -> bool:
 
 
 def read_token_file(path: Path, private: bool) -> str:
-    """The first line of a token file, refusing links, other owners and world-writable folders.
-
-    `private`: the file is the daemon's own (named by engine.json), so it must also be 0600.
-    Raises OSError when it cannot be read, UntrustedPath when it must not be trusted.
-    """
-    parent = os.stat(path.parent)
-    if parent.st_mode & stat.S_IWOTH:
-        raise UntrustedPath(f"token_file: {path} is in a folder everyone may write ({path.parent}); move it")
+    """protos.token_file's reader, its refusals raised as UntrustedPath (PERMISSION_DENIED)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)  # NONBLOCK: a FIFO never hangs
-    except OSError:
-        if os.path.islink(path):
-            raise UntrustedPath(f"token_file: {path} is a symbolic link; name the file itself") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UntrustedPath(f"token_file: {path} is not a regular file")
-        if st.st_uid != os.getuid():
-            raise UntrustedPath(f"token_file: {path} belongs to another user (uid {st.st_uid})")
-        if private and stat.S_IMODE(st.st_mode) & 0o077:
-            raise UntrustedPath(
-                f"token_file: {path} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {path})"
-            )
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    lines = data.decode(errors="replace").strip().splitlines()
-    return lines[0].strip() if lines else ""
+        return token_file.read_token_file(path, private)
+    except token_file.UntrustedToken as exc:
+        raise UntrustedPath(f"token_file: {exc}") from None
 
 
 def open_log(path: Path) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from engine.errors import InputError, RecastError
+from protos.token_file import UntrustedToken, check_token_folder, read_token_file
 
 
 class SecurityError(RecastError):
@@ -116,12 +117,14 @@ def load_or_create_token(path: Path) -> str:
     but a regular file, another user's file, and a file others can read (fstat of the open file, so
     what is checked is what is read).
     """
-    if os.stat(path.parent).st_mode & stat.S_IWOTH:
-        raise SecurityError(f"token file {path} is in a folder everyone may write ({path.parent}); move it")
+    try:
+        check_token_folder(path)
+    except UntrustedToken as exc:
+        raise SecurityError(str(exc)) from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        return _read_token(path)
+        return _existing_token(path)
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
@@ -130,27 +133,13 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
-def _read_token(path: Path) -> str:
+def _existing_token(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # NONBLOCK: a FIFO never hangs
+        token = read_token_file(path, private=True)
+    except UntrustedToken as exc:
+        raise SecurityError(str(exc)) from None
     except OSError as exc:
-        if os.path.islink(path):
-            raise SecurityError(f"token file {path} is a symbolic link; name the file itself") from None
         raise SecurityError(f"token file {path} cannot be read ({exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SecurityError(f"token file {path} is not a regular file")
-        if st.st_uid != os.getuid():
-            raise SecurityError(f"token file {path} belongs to another user")
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise SecurityError(
-                f"token file {path} has mode {stat.S_IMODE(st.st_mode):o}; it must be 0600 (chmod 600 {path})"
-            )
-        lines = os.read(fd, 4096).decode(errors="replace").strip().splitlines()
-    finally:
-        os.close(fd)
-    token = lines[0].strip() if lines else ""
     if len(token) < 16:
         raise SecurityError(f"token file {path} holds no token of at least 16 characters")
     return token
